@@ -1,0 +1,92 @@
+"""holysse: stream LLM answers over Server-Sent Events, synchronously, and get
+the whole answer: nothing lost, nothing repeated, whatever the network does.
+
+::
+
+    import holysse
+
+    client = holysse.Client()          # $HOLYSHEEP_API_KEY, https://api.holysheep.ai/v1
+    with client.stream(model="gpt-4.1", messages=[{"role": "user", "content": "Hi"}]) as stream:
+        for event in stream:
+            print(event.text, end="", flush=True)
+    print(stream.usage, stream.finish_reason, stream.metrics)
+"""
+
+from __future__ import annotations
+
+import logging
+
+from ._version import __version__
+from .accumulator import Accumulator, Snapshot
+from .client import Client, Stream
+from .dialects.profiles import PROFILES, ProviderProfile
+from .events import (
+    Event,
+    Finished,
+    Reconnecting,
+    Reset,
+    Resumed,
+    TextDelta,
+    ThinkingDelta,
+    ToolCall,
+    ToolCallDelta,
+    Usage,
+)
+from .exceptions import (
+    AuthenticationError,
+    ConnectError,
+    HolySSEError,
+    HTTPStatusError,
+    ProtocolError,
+    ProviderError,
+    RateLimitError,
+    ReadTimeout,
+    RetriesExhausted,
+    StreamClosed,
+    StreamDiverged,
+    StreamInterrupted,
+    TransportError,
+    UsageError,
+)
+from .metrics import StreamMetrics
+from .retry import RetryPolicy
+from .transport import Timeout
+
+__all__ = [
+    "__version__",
+    "Client",
+    "Stream",
+    "RetryPolicy",
+    "Timeout",
+    "ProviderProfile",
+    "PROFILES",
+    "Accumulator",
+    "Snapshot",
+    "StreamMetrics",
+    "Event",
+    "TextDelta",
+    "ThinkingDelta",
+    "ToolCallDelta",
+    "ToolCall",
+    "Usage",
+    "Finished",
+    "Reconnecting",
+    "Resumed",
+    "Reset",
+    "HolySSEError",
+    "TransportError",
+    "ConnectError",
+    "ReadTimeout",
+    "StreamInterrupted",
+    "HTTPStatusError",
+    "AuthenticationError",
+    "RateLimitError",
+    "ProtocolError",
+    "ProviderError",
+    "StreamDiverged",
+    "StreamClosed",
+    "RetriesExhausted",
+    "UsageError",
+]
+
+logging.getLogger(__name__).addHandler(logging.NullHandler())

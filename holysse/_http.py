@@ -1,0 +1,124 @@
+"""Turning a response that is not a healthy event stream into a clear error.
+
+An error status becomes :class:`HTTPStatusError` (or :class:`RateLimitError`,
+:class:`AuthenticationError`) with the server's message, request id and
+``Retry-After``; a 2xx that is not ``text/event-stream`` is read (a JSON
+error body is reported as such) and never parsed as SSE.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING, Any, Mapping
+from urllib.parse import urlsplit
+
+from .exceptions import AuthenticationError, HolySSEError, HTTPStatusError, ProtocolError, RateLimitError
+from .retry import parse_retry_after
+from .transport import Response
+
+if TYPE_CHECKING:
+    from .client import Client
+    from .dialects.base import Dialect
+
+__all__ = ["check_response"]
+
+_REQUEST_ID_HEADERS = ("x-request-id", "request-id", "openai-request-id", "anthropic-request-id", "cf-ray")
+_EXCERPT = 500
+
+
+def check_response(response: Response, client: Client, dialect: Dialect) -> None:
+    """Raise the right holysse error unless ``response`` is a 2xx event stream."""
+    status = response.status_code
+    if 200 <= status < 300:
+        content_type = response.headers.get("content-type", "")
+        if "text/event-stream" not in content_type.lower():
+            raise _not_a_stream(response, content_type, client)
+        return
+    raise _status_error(response, client, dialect)
+
+
+def _not_a_stream(response: Response, content_type: str, client: Client) -> HolySSEError:
+    body = response.read_text(_EXCERPT * 8)
+    message = _error_message(body)
+    if message:
+        return ProtocolError(
+            f"{client.base_url} answered {response.status_code} with an error instead of a stream: {message}",
+            status_code=response.status_code,
+            body_excerpt=body[:_EXCERPT],
+        )
+    return ProtocolError(
+        f"{client.base_url} answered {response.status_code} with Content-Type {content_type or 'none'!r}, "
+        "not text/event-stream; is base_url pointing at an OpenAI-compatible API (it usually ends in /v1)? "
+        f"Body starts: {body[:120]!r}",
+        status_code=response.status_code,
+        body_excerpt=body[:_EXCERPT],
+    )
+
+
+def _status_error(response: Response, client: Client, dialect: Dialect) -> HolySSEError:
+    status = response.status_code
+    headers = dict(response.headers)
+    body = response.read_text(_EXCERPT * 8)
+    detail = _error_message(body) or body[:200].strip() or "no details"
+    host = urlsplit(client.base_url).hostname
+    request_id = next((headers[h] for h in headers if h.lower() in _REQUEST_ID_HEADERS), None)
+    cls: type[HTTPStatusError] = HTTPStatusError
+    if status == 429:
+        cls = RateLimitError
+        advice = "slow down or raise your rate limit"
+    elif status in (401, 403):
+        cls = AuthenticationError
+        advice = _auth_advice(status, client)
+    elif 300 <= status < 400:
+        advice = (
+            f"holysse does not follow redirects of streaming POSTs (to {headers.get('Location', '?')}); "
+            "set base_url to the final address"
+        )
+    elif status == 404:
+        advice = f"check base_url ({client.base_url}) and the model name; the {dialect.name} path may not exist there"
+    elif status in (400, 422):
+        advice = "the request was rejected as invalid; check the arguments"
+    else:
+        advice = "the server had a problem"
+    error = cls(
+        f"{status} from {host}: {detail} ({advice})." + (f" Request id: {request_id}." if request_id else ""),
+        status_code=status,
+        headers=_safe_headers(headers),
+        request_id=request_id,
+        body_excerpt=body[:_EXCERPT],
+        retry_after=parse_retry_after(headers),
+    )
+    error.retryable = client.retry.should_retry_status(status, headers)
+    return error
+
+
+def _auth_advice(status: int, client: Client) -> str:
+    source = client.api_key_source
+    if status == 403:
+        return "the key is valid but not allowed to do this; check its permissions and the model"
+    if source is None:
+        return "no API key was found: set HOLYSHEEP_API_KEY or pass api_key="
+    return f"the API key from {source} was refused; check HOLYSHEEP_API_KEY (it should start with hs_)"
+
+
+def _safe_headers(headers: Mapping[str, str]) -> dict[str, str]:
+    return {k: v for k, v in headers.items() if k.lower() not in ("set-cookie", "authorization", "x-api-key")}
+
+
+def _error_message(body: str) -> str | None:
+    """The message of an OpenAI or Anthropic JSON error body, if it is one."""
+    try:
+        obj: Any = json.loads(body)
+    except ValueError:
+        return None
+    if not isinstance(obj, dict):
+        return None
+    error = obj.get("error", obj)
+    if isinstance(error, dict):
+        message = error.get("message") or error.get("detail")
+        kind = error.get("type") or error.get("code")
+        if message:
+            return f"{message} ({kind})" if kind else str(message)
+    if isinstance(error, str):
+        return error
+    return None

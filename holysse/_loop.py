@@ -1,0 +1,375 @@
+"""The reconnect-and-resume loop behind :class:`~holysse.client.Stream`.
+
+One :class:`StreamLoop` reads one answer: it opens a connection, decodes
+events, and when the connection fails it waits (:class:`RetryPolicy`), picks
+a resume strategy and opens the next one, so that the consumer receives the
+answer exactly once. The generator owns its connection: a ``break``, an error
+or :meth:`StreamLoop.close` releases it.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from typing import TYPE_CHECKING, Any, Callable, Iterator
+
+from .accumulator import Accumulator
+from .dialects.base import Dialect, ResumeState
+from .dialects.profiles import ProviderProfile
+from .events import Event, Reconnecting, Reset, Resumed, TextDelta, ThinkingDelta, ToolCallDelta, Usage
+from .exceptions import (
+    HolySSEError,
+    RetriesExhausted,
+    StreamClosed,
+    StreamInterrupted,
+)
+from .metrics import StreamMetrics
+from .resume import STRATEGIES, Expectation, ResendFilter, ResumeMismatch
+from ._http import check_response
+from .transport import HTTPRequest, Response, Timeout, Transport
+from .wire import SSEDecoder
+
+if TYPE_CHECKING:
+    from .client import Client
+
+__all__ = ["StreamLoop"]
+
+logger = logging.getLogger("holysse")
+
+
+class _Mark:
+    """Lengths of what was delivered when the cursor last moved."""
+
+    __slots__ = ("text", "thinking", "tools")
+
+    def __init__(self, text: int = 0, thinking: int = 0, tools: dict[int, int] | None = None) -> None:
+        self.text = text
+        self.thinking = thinking
+        self.tools = dict(tools or {})
+
+
+class StreamLoop:
+    """Reads one answer across any number of connections."""
+
+    def __init__(
+        self,
+        *,
+        client: Client,
+        transport: Transport,
+        dialect: Dialect,
+        request: HTTPRequest,
+        provider: ProviderProfile,
+        resume: str,
+        on_divergence: str,
+        timeout: Timeout,
+    ) -> None:
+        self._client = client
+        self._transport = transport
+        self._dialect = dialect
+        self._original = request
+        self._provider = provider
+        self._resume = resume
+        self._on_divergence = on_divergence
+        self._timeout = timeout
+        self._policy = client.retry
+        self.metrics = StreamMetrics()
+        self._closed = threading.Event()
+        self._response: Response | None = None
+        self._response_lock = threading.Lock()
+        # What was delivered, beyond the accumulator's text.
+        self._thinking_len = 0
+        self._tool_lens: dict[int, int] = {}
+        self._tool_names: dict[int, str | None] = {}
+        self._content_events = 0
+        self._cursor: Any = None
+        self._mark = _Mark()
+        self._server_retry_ms: int | None = None
+        self._strategy = "first"
+        self._filter: ResendFilter | None = None
+        self._waste_base = (0, 0)
+
+    # -- public -------------------------------------------------------------
+
+    def close(self) -> None:
+        """Stop: abort the connection in use (from any thread)."""
+        self._closed.set()
+        with self._response_lock:
+            response = self._response
+        if response is not None:
+            response.abort()
+
+    def run(self, acc: Accumulator, on_finished: Callable[[], None]) -> Iterator[Event]:
+        """The generator a :class:`Stream` hands to its consumer."""
+        self.metrics.started = time.monotonic()
+        error: BaseException | None = None
+        try:
+            yield from self._attempts(acc)
+        except GeneratorExit:
+            self._closed.set()
+            error = StreamClosed(
+                f"The consumer stopped reading after {len(acc)} characters; the answer is incomplete.",
+                partial=acc.text,
+            )
+            raise
+        except BaseException as exc:
+            error = exc
+            if isinstance(exc, HolySSEError) and not exc.partial:
+                exc.partial = acc.text
+            raise
+        finally:
+            self.metrics.ended = time.monotonic()
+            acc.finish(error)
+            on_finished()
+
+    # -- the loop -------------------------------------------------------------
+
+    def _attempts(self, acc: Accumulator) -> Iterator[Event]:
+        request, flt, strategy = self._original, None, "first"
+        failures = 0
+        history: list[tuple[int, str, float]] = []
+        while True:
+            progress_before = self._content_events
+            try:
+                yield from self._connection(acc, request, flt)
+                return
+            except ResumeMismatch as mismatch:
+                logger.info("%s; falling back to replay", mismatch)
+                request, flt, strategy = self._resume_with("replay", acc)
+                continue
+            except HolySSEError as exc:
+                if self._closed.is_set():
+                    raise StreamClosed(
+                        f"The stream was closed after {len(acc)} characters; the answer is incomplete.",
+                        partial=acc.text,
+                    ) from exc
+                if not exc.retryable or self._resume == "none" and self._content_events:
+                    raise
+                if acc.finish_reason is not None and self._cursor is None:
+                    logger.info("Connection lost after the answer finished (%s); usage may be missing", exc)
+                    return
+                if self._content_events > progress_before:
+                    failures = 0
+                failures += 1
+                delay = self._delay(exc, failures, history)
+                strategy = self._choose_strategy(acc)
+                reason = str(exc) or type(exc).__name__
+                history.append((failures, reason, delay))
+                logger.info(
+                    "Reconnecting to %s in %.2fs (attempt %d, %s); resuming by %s",
+                    self._original.url, delay, failures, reason, strategy,
+                )
+                yield Reconnecting(failures, delay, reason)
+                self._wait(delay)
+                request, flt, strategy = self._resume_with(strategy, acc)
+
+    def _delay(self, exc: HolySSEError, failures: int, history: list[tuple[int, str, float]]) -> float:
+        elapsed = time.monotonic() - self.metrics.started
+        if not self._policy.can_retry(failures, elapsed):
+            raise RetriesExhausted(
+                f"Gave up after {failures - 1} reconnect attempts ({elapsed:.1f}s): {exc}. "
+                "The partial answer is in exc.partial; raise RetryPolicy.max_attempts or deadline to keep trying.",
+                attempts=tuple(history),
+            ) from exc
+        hint = getattr(exc, "retry_after", None)
+        if self._server_retry_ms is not None:
+            hint = max(hint or 0.0, self._server_retry_ms / 1000)
+        delay = self._policy.next_delay(failures, hint)
+        remaining = self._policy.remaining(elapsed)
+        if remaining is not None and delay >= remaining:
+            raise RetriesExhausted(
+                f"The stream deadline ({self._policy.deadline}s) leaves no time to reconnect after: {exc}. "
+                "The partial answer is in exc.partial.",
+                attempts=tuple(history),
+            ) from exc
+        return delay
+
+    def _wait(self, delay: float) -> None:
+        started = time.monotonic()
+        if self._client.sleep is not None:
+            self._client.sleep(delay)
+        elif delay > 0:
+            self._closed.wait(delay)
+        self.metrics.reconnect_time += time.monotonic() - started
+        if self._closed.is_set():
+            raise StreamClosed("The stream was closed while waiting to reconnect.")
+
+    # -- strategies ---------------------------------------------------------
+
+    def _state(self, acc: Accumulator) -> ResumeState:
+        return ResumeState(
+            text=acc.text,
+            cursor=self._cursor,
+            output_events=self._content_events,
+            tool_calls_open=bool(self._tool_names),
+            thinking=acc.thinking,
+        )
+
+    def _choose_strategy(self, acc: Accumulator) -> str:
+        if not self._content_events:
+            return "retry"
+        state = self._state(acc)
+        wanted = STRATEGIES if self._resume == "auto" else (self._resume, *STRATEGIES)
+        for name in wanted:
+            allowed = self._resume != "auto" or name in self._provider.strategies or name == "replay"
+            if allowed and self._dialect.supports(name, state, self._provider):
+                return name
+        return "replay"
+
+    def _resume_with(self, strategy: str, acc: Accumulator) -> tuple[HTTPRequest, ResendFilter | None, str]:
+        self.metrics.reconnects[strategy] = self.metrics.reconnects.get(strategy, 0) + 1
+        self._strategy = strategy
+        self._fold_waste()
+        if strategy == "retry":
+            return self._original, None, strategy
+        state = self._state(acc)
+        request, held = self._dialect.resume_request(self._original, strategy, state, self._provider)
+        expected = self._expectation(strategy, acc, held)
+        flt = ResendFilter(expected, strategy, self._on_divergence, state.text) if expected else None
+        self._filter = flt
+        return request, flt, strategy
+
+    def _fold_waste(self) -> None:
+        """Add what the previous filtered connection re-sent to the totals."""
+        flt, self._filter = self._filter, None
+        if flt is not None:
+            chars, events = self._waste_base
+            self._waste_base = (chars + flt.resent_chars, events + flt.resent_events)
+        self.metrics.resent_chars, self.metrics.wasted_output_tokens = self._waste_base
+
+    def _count_waste(self, flt: ResendFilter) -> None:
+        chars, events = self._waste_base
+        self.metrics.resent_chars = chars + flt.resent_chars
+        self.metrics.wasted_output_tokens = events + flt.resent_events
+
+    def _restarted(self, acc: Accumulator) -> ResendFilter:
+        """The server ignored the cursor and started the answer over: check
+        and drop all of it, as for a replay."""
+        logger.info("The server ignored the resume cursor and started over; treating it as a replay")
+        self._fold_waste()
+        state = self._state(acc)
+        flt = ResendFilter(self._expectation("replay", acc, ""), "replay", self._on_divergence, state.text)
+        self._filter = flt
+        return flt
+
+    def _expectation(self, strategy: str, acc: Accumulator, held: str) -> Expectation:
+        tool_args = {call.index: call.arguments for call in acc.tool_calls}
+        if strategy == "replay":
+            return Expectation(acc.text, acc.thinking, tool_args, dict(self._tool_names))
+        if strategy == "prefill":
+            return Expectation(text=held)
+        mark = self._mark
+        return Expectation(
+            acc.text[mark.text:],
+            acc.thinking[mark.thinking:],
+            {i: args[mark.tools.get(i, 0):] for i, args in tool_args.items()},
+            {i: n for i, n in self._tool_names.items() if i in mark.tools},
+        )
+
+    # -- one connection -----------------------------------------------------
+
+    def _connection(self, acc: Accumulator, request: HTTPRequest, flt: ResendFilter | None) -> Iterator[Event]:
+        response = self._open(request)
+        complete = False
+        try:
+            check_response(response, self._client, self._dialect)
+            if self.metrics.total_reconnects:
+                yield self._resumed(flt)
+            yield from self._read(acc, response, flt)
+            complete = True
+        finally:
+            with self._response_lock:
+                self._response = None
+            response.close(complete=complete)
+
+    def _open(self, request: HTTPRequest) -> Response:
+        timeout = self._timeout
+        remaining = self._policy.remaining(time.monotonic() - self.metrics.started)
+        if remaining is not None and timeout.read is not None:
+            timeout = Timeout(timeout.connect, max(0.001, min(timeout.read, remaining)))
+        response = self._transport.open(request, timeout)
+        with self._response_lock:
+            self._response = response
+        if self._closed.is_set():
+            response.abort()
+        return response
+
+    def _resumed(self, flt: ResendFilter | None) -> Resumed:
+        expected = 0 if flt is None else flt.expected_chars
+        return Resumed(self._strategy, self.metrics.total_reconnects, expected)
+
+    def _read(self, acc: Accumulator, response: Response, flt: ResendFilter | None) -> Iterator[Event]:
+        decoder = SSEDecoder(max_event_bytes=self._client.max_event_bytes)
+        parser = self._dialect.parser()
+        metrics = self.metrics
+        watch_restart = self._strategy == "cursor"
+        for chunk in response.iter_bytes():
+            if metrics.ttfb is None:
+                metrics.ttfb = time.monotonic() - metrics.started
+            for sse in decoder.feed(chunk):
+                events = parser.feed(sse)
+                if watch_restart and parser.started:
+                    watch_restart = False
+                    flt = self._restarted(acc)
+                if flt is not None and flt.active:
+                    for event in events:
+                        for out in flt.feed(event):
+                            yield self._deliver(acc, out)
+                    self._count_waste(flt)
+                else:
+                    for event in events:
+                        yield self._deliver(acc, event)
+                if parser.cursor != self._cursor:
+                    self._move_cursor(acc, parser.cursor)
+                if parser.done:
+                    if flt is not None:
+                        for out in flt.end():
+                            yield self._deliver(acc, out)
+                    return
+            if decoder.reconnection_time is not None:
+                self._server_retry_ms = decoder.reconnection_time
+        decoder.close()
+        if self._closed.is_set():
+            raise StreamClosed(f"The stream was closed after {len(acc)} characters; the answer is incomplete.")
+        raise StreamInterrupted(
+            f"The connection closed before the end of the answer ({self._dialect.terminal} never came); "
+            f"{len(acc)} characters received.",
+            last_event_id=decoder.last_event_id,
+        )
+
+    def _move_cursor(self, acc: Accumulator, cursor: Any) -> None:
+        self._cursor = cursor
+        self._mark = _Mark(len(acc), self._thinking_len, self._tool_lens)
+
+    def _deliver(self, acc: Accumulator, event: Event) -> Event:
+        if type(event) is TextDelta:
+            self._content_events += 1
+            self.metrics.record_text(time.monotonic(), len(event.text))
+        elif isinstance(event, ThinkingDelta):
+            self._content_events += 1
+            self._thinking_len += len(event.thinking)
+        elif isinstance(event, ToolCallDelta):
+            self._content_events += 1
+            self._tool_lens[event.index] = self._tool_lens.get(event.index, 0) + len(event.arguments)
+            if event.index not in self._tool_names or event.name:
+                self._tool_names[event.index] = event.name or self._tool_names.get(event.index)
+        elif isinstance(event, Usage):
+            self._count_usage(event)
+        elif isinstance(event, Reset):
+            self._reset()
+        acc.add(event)
+        return event
+
+    def _count_usage(self, usage: Usage) -> None:
+        metrics = self.metrics
+        metrics.billed_input_tokens += usage.input_tokens or 0
+        metrics.billed_output_tokens += usage.output_tokens or 0
+        if metrics.total_reconnects:
+            metrics.reread_input_tokens += usage.input_tokens or 0
+
+    def _reset(self) -> None:
+        self.metrics.resets += 1
+        self._thinking_len = 0
+        self._tool_lens = {}
+        self._tool_names = {}
+        self._mark = _Mark()

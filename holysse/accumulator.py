@@ -1,0 +1,290 @@
+"""The partial answer, shared safely between threads: :class:`Accumulator`.
+
+The stream that owns an accumulator :meth:`~Accumulator.add`\\ s every event it
+yields; any thread may read it at any moment. Appends are O(1) (pieces go
+into a list) and the text is joined lazily, once per read after new pieces.
+Readers get immutable :class:`Snapshot`\\ s, never the live lists. User
+callbacks (``on_text``, ``on_event``) run after the lock is released, so a
+slow or re-entrant callback cannot block other readers.
+
+Another thread can :meth:`~Accumulator.wait` for the end of the stream or
+:meth:`~Accumulator.follow` the text as it arrives. No I/O happens here.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from typing import Callable, Iterator
+
+from .events import Event, Finished, Reset, TextDelta, ThinkingDelta, ToolCall, ToolCallDelta, Usage
+from .exceptions import HolySSEError
+
+__all__ = ["Accumulator", "Snapshot"]
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """The answer at one moment; it never changes.
+
+    :param text: the answer text.
+    :param thinking: the reasoning text, kept apart from the answer.
+    :param tool_calls: tool calls assembled so far, by index.
+    :param usage: the last usage report, or ``None``.
+    :param finish_reason: why the model stopped, once it did.
+    :param done: whether the stream ended (completely or with an error).
+    :param error: the error that ended the stream, or ``None``.
+    :param resets: how many times the text was taken back (:class:`Reset`).
+    """
+
+    text: str = ""
+    thinking: str = ""
+    tool_calls: tuple[ToolCall, ...] = ()
+    usage: Usage | None = None
+    finish_reason: str | None = None
+    done: bool = False
+    error: BaseException | None = None
+    resets: int = 0
+
+    @property
+    def complete(self) -> bool:
+        """The stream ended without an error."""
+        return self.done and self.error is None
+
+
+class _ToolCallParts:
+    __slots__ = ("id", "name", "arguments")
+
+    def __init__(self) -> None:
+        self.id: str | None = None
+        self.name: str | None = None
+        self.arguments: list[str] = []
+
+    def freeze(self, index: int) -> ToolCall:
+        arguments = "".join(self.arguments)
+        self.arguments = [arguments]
+        return ToolCall(index, self.id, self.name, arguments)
+
+
+class _Text:
+    """An append-only text: O(1) appends, joined lazily; pieces stay
+    addressable by position so followers can read what is new."""
+
+    __slots__ = ("pieces", "chars", "_joined", "_joined_count")
+
+    def __init__(self) -> None:
+        self.pieces: list[str] = []
+        self.chars = 0
+        self._joined = ""
+        self._joined_count = 0
+
+    def append(self, piece: str) -> None:
+        self.pieces.append(piece)
+        self.chars += len(piece)
+
+    def value(self) -> str:
+        count = len(self.pieces)
+        if self._joined_count != count:
+            self._joined += "".join(self.pieces[self._joined_count : count])
+            self._joined_count = count
+        return self._joined
+
+
+class Accumulator:
+    """The thread-safe partial answer of one stream.
+
+    :param on_text: called with each piece of answer text, after it was added.
+    :param on_event: called with every event, after it was added.
+
+    Callbacks run in the thread that reads the stream, outside the lock; an
+    exception they raise ends the stream like any error of the consumer.
+    """
+
+    def __init__(
+        self,
+        *,
+        on_text: Callable[[str], None] | None = None,
+        on_event: Callable[[Event], None] | None = None,
+    ) -> None:
+        self._lock = threading.Lock()
+        self._changed = threading.Condition(self._lock)
+        self._on_text = on_text
+        self._on_event = on_event
+        self._text = _Text()
+        self._thinking = _Text()
+        self._tools: dict[int, _ToolCallParts] = {}
+        self._usage: Usage | None = None
+        self._finish_reason: str | None = None
+        self._done = False
+        self._error: BaseException | None = None
+        self._resets = 0
+
+    def __repr__(self) -> str:
+        state = "done" if self._done else "open"
+        return f"<holysse.Accumulator {state} chars={self._text.chars} resets={self._resets}>"
+
+    def __len__(self) -> int:
+        """Characters of answer text so far."""
+        return self._text.chars
+
+    # -- writing (the stream's thread) ----------------------------------------
+
+    def add(self, event: Event) -> None:
+        """Add one event the stream yields. O(1) for text."""
+        kind = type(event)
+        with self._lock:
+            if kind is TextDelta:
+                self._text.append(event.text)
+            elif kind is ThinkingDelta:
+                self._thinking.append(event.thinking)  # type: ignore[union-attr]
+            elif kind is ToolCallDelta:
+                self._add_tool_delta(event)  # type: ignore[arg-type]
+            elif kind is Usage:
+                self._usage = event  # type: ignore[assignment]
+            elif kind is Finished:
+                self._finish_reason = event.reason  # type: ignore[union-attr]
+            elif kind is Reset:
+                self._reset_locked()
+            self._changed.notify_all()
+        if self._on_event is not None:
+            self._on_event(event)
+        if self._on_text is not None and kind is TextDelta:
+            self._on_text(event.text)
+
+    def _add_tool_delta(self, delta: ToolCallDelta) -> None:
+        parts = self._tools.get(delta.index)
+        if parts is None:
+            parts = self._tools[delta.index] = _ToolCallParts()
+        if delta.id:
+            parts.id = delta.id
+        if delta.name:
+            parts.name = delta.name
+        if delta.arguments:
+            parts.arguments.append(delta.arguments)
+
+    def _reset_locked(self) -> None:
+        self._text = _Text()
+        self._thinking = _Text()
+        self._tools = {}
+        self._finish_reason = None
+        self._resets += 1
+
+    def finish(self, error: BaseException | None = None) -> None:
+        """Mark the stream as ended (with ``error`` if it failed) and wake
+        every waiter and follower. Only the first call counts."""
+        with self._lock:
+            if self._done:
+                return
+            self._done = True
+            self._error = error
+            self._changed.notify_all()
+
+    # -- reading (any thread) --------------------------------------------------
+
+    @property
+    def text(self) -> str:
+        """The answer text so far."""
+        with self._lock:
+            return self._text.value()
+
+    @property
+    def thinking(self) -> str:
+        """The reasoning text so far."""
+        with self._lock:
+            return self._thinking.value()
+
+    @property
+    def tool_calls(self) -> list[ToolCall]:
+        """The tool calls assembled so far, in index order."""
+        with self._lock:
+            return self._tool_calls_locked()
+
+    def _tool_calls_locked(self) -> list[ToolCall]:
+        return [self._tools[index].freeze(index) for index in sorted(self._tools)]
+
+    @property
+    def usage(self) -> Usage | None:
+        """The last usage report."""
+        return self._usage
+
+    @property
+    def finish_reason(self) -> str | None:
+        """Why the model stopped, once it did."""
+        return self._finish_reason
+
+    @property
+    def done(self) -> bool:
+        """Whether the stream ended (completely or with an error)."""
+        return self._done
+
+    @property
+    def error(self) -> BaseException | None:
+        """The error that ended the stream, or ``None``."""
+        return self._error
+
+    @property
+    def resets(self) -> int:
+        """How many times the text was taken back by a :class:`Reset`."""
+        return self._resets
+
+    def snapshot(self) -> Snapshot:
+        """Everything at this moment, as one consistent immutable value."""
+        with self._lock:
+            return Snapshot(
+                text=self._text.value(),
+                thinking=self._thinking.value(),
+                tool_calls=tuple(self._tool_calls_locked()),
+                usage=self._usage,
+                finish_reason=self._finish_reason,
+                done=self._done,
+                error=self._error,
+                resets=self._resets,
+            )
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Block until the stream ended or ``timeout`` seconds passed.
+
+        :returns: whether the stream ended.
+        """
+        with self._lock:
+            return self._changed.wait_for(lambda: self._done, timeout)
+
+    def follow(self, timeout: float | None = None) -> Iterator[str | Reset]:
+        """Yield the answer text as it arrives, from the start, until the
+        stream ends; meant for a thread other than the one reading the stream.
+
+        Yields ``str`` pieces (possibly several appends joined). When the text
+        is taken back it yields the :class:`~holysse.events.Reset` and starts
+        over from the new text.
+
+        :param timeout: the longest wait for new text, in seconds (``None``:
+            no limit).
+        :raises TimeoutError: nothing new arrived within ``timeout``.
+        :raises HolySSEError: the error that ended the stream, after the text
+            received before it.
+        """
+        position, resets = 0, None
+        while True:
+            with self._lock:
+                if resets is None:
+                    resets = self._resets
+                arrived = self._changed.wait_for(
+                    lambda: self._done or self._resets != resets or len(self._text.pieces) > position, timeout
+                )
+                if not arrived:
+                    raise TimeoutError(f"No new text within {timeout} s.")
+                reset = self._resets != resets
+                if reset:
+                    resets, position = self._resets, 0
+                pieces = self._text.pieces
+                new = "".join(pieces[position:])
+                position = len(pieces)
+                done, error = self._done, self._error
+            if reset:
+                yield Reset("", "the text was taken back; following the new text from its start")
+            if new:
+                yield new
+            if done and not new:
+                if isinstance(error, HolySSEError):
+                    raise error
+                return

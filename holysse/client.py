@@ -1,0 +1,356 @@
+"""The client: configuration and the resilient stream.
+
+:class:`Client` holds configuration and the connection pool and is safe to
+share between threads. :meth:`Client.stream` returns a :class:`Stream`, one
+answer, iterable once, whose generator joins transport, wire, dialect,
+retry and accumulator. The reconnect loop itself lives in :mod:`holysse._loop`.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+import os
+import threading
+import weakref
+from typing import Any, Callable, Generator, Iterator, Mapping
+from urllib.parse import urlsplit
+
+from .accumulator import Accumulator, Snapshot
+from .dialects import get_dialect
+from .dialects.base import Dialect, Endpoint
+from .dialects.profiles import PROFILES, ProviderProfile, guess_profile
+from .events import Event, Reset, ToolCall, Usage
+from .exceptions import StreamDiverged, UsageError
+from .metrics import StreamMetrics
+from .resume import check_strategy
+from .retry import RetryPolicy
+from .transport import RequestsTransport, Timeout, Transport
+
+__all__ = ["Client", "Stream", "DEFAULT_BASE_URL", "API_KEY_ENV"]
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_BASE_URL = "https://api.holysheep.ai/v1"
+API_KEY_ENV = "HOLYSHEEP_API_KEY"
+BASE_URL_ENV = "HOLYSHEEP_BASE_URL"
+
+
+class Client:
+    """A streaming client for an OpenAI-compatible (or Anthropic, or
+    Responses) API. Safe to share between threads; close it (or use it as a
+    context manager) to release its connections.
+
+    :param api_key: the key; defaults to ``$HOLYSHEEP_API_KEY``. Never logged
+        or shown in ``repr``.
+    :param base_url: defaults to ``$HOLYSHEEP_BASE_URL`` or
+        ``https://api.holysheep.ai/v1``.
+    :param timeout: a :class:`Timeout`, one number, or ``(connect, read)``;
+        ``read`` is the longest silence allowed before a stall is declared.
+    :param retry: a :class:`RetryPolicy`, a number of attempts, or ``False``.
+    :param resume: ``"auto"``, ``"cursor"``, ``"prefill"``, ``"replay"`` or
+        ``"none"`` (see the README: how a cut stream continues).
+    :param on_divergence: ``"reset"`` (yield :class:`Reset` and start the text
+        over) or ``"raise"`` (:class:`StreamDiverged`) when a replay differs.
+    :param headers: extra headers for every request.
+    :param session: a :class:`requests.Session` to use (proxies, certificates).
+    :param sleep: called with the delay before a reconnect; by default a wait
+        that :meth:`Stream.close` interrupts.
+    :param dialect: ``"openai-chat"`` (default), ``"anthropic"`` or
+        ``"openai-responses"``.
+    :param provider: a :class:`ProviderProfile` or a name from ``PROFILES``;
+        guessed from ``base_url`` when omitted.
+    :param transport: a :class:`Transport` to use instead of requests.
+    :param max_event_bytes: the largest SSE event accepted.
+    :param on_metrics: called with :class:`StreamMetrics` when each stream ends.
+    :param allow_insecure_http: send the key over plain ``http://`` to a
+        non-loopback host (refused by default: the key would travel in clear).
+    """
+
+    def __init__(
+        self,
+        api_key: str | None = None,
+        base_url: str | None = None,
+        *,
+        timeout: Timeout | float | tuple[float | None, float | None] | None = Timeout(),
+        retry: RetryPolicy | int | bool | None = None,
+        resume: str = "auto",
+        on_divergence: str = "reset",
+        headers: Mapping[str, str] | None = None,
+        session: Any = None,
+        sleep: Callable[[float], None] | None = None,
+        dialect: str | Dialect = "openai-chat",
+        provider: ProviderProfile | str | None = None,
+        transport: Transport | None = None,
+        max_event_bytes: int = 8 << 20,
+        on_metrics: Callable[[StreamMetrics], None] | None = None,
+        allow_insecure_http: bool = False,
+    ) -> None:
+        check_strategy(resume, on_divergence)
+        self._key_source = "api_key argument" if api_key else (API_KEY_ENV if os.environ.get(API_KEY_ENV) else None)
+        self._api_key = api_key or os.environ.get(API_KEY_ENV) or None
+        self.base_url = (base_url or os.environ.get(BASE_URL_ENV) or DEFAULT_BASE_URL).rstrip("/")
+        self.timeout = Timeout.from_value(timeout)
+        self.retry = RetryPolicy.from_value(retry)
+        self.resume = resume
+        self.on_divergence = on_divergence
+        self.headers = dict(headers or {})
+        self.sleep = sleep
+        self.dialect = get_dialect(dialect)
+        self.provider = _profile(provider, self.base_url, self.dialect.name)
+        self.max_event_bytes = max_event_bytes
+        self.on_metrics = on_metrics
+        self._check_config(allow_insecure_http)
+        self._transport: Transport = transport or RequestsTransport(session)
+        self._closed = False
+        self._lock = threading.Lock()
+
+    def _check_config(self, allow_insecure_http: bool) -> None:
+        parts = urlsplit(self.base_url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise UsageError(f"base_url must be an http(s) URL such as {DEFAULT_BASE_URL!r}, not {self.base_url!r}.")
+        if parts.username or parts.password:
+            raise UsageError("base_url must not carry credentials; pass the key as api_key= or $HOLYSHEEP_API_KEY.")
+        if self._api_key is not None:
+            if any(c in self._api_key for c in "\r\n\0") or self._api_key != self._api_key.strip():
+                raise UsageError("The API key contains whitespace or control characters; check how it was copied.")
+            if parts.scheme == "http" and not _is_loopback(parts.hostname) and not allow_insecure_http:
+                raise UsageError(
+                    f"Refusing to send the API key over plain http:// to {parts.hostname}: it would travel in clear "
+                    "text. Use https://, or pass allow_insecure_http=True if this network is trusted."
+                )
+        _check_headers(self.headers)
+
+    @property
+    def api_key_source(self) -> str | None:
+        """Where the key came from (``"api_key argument"``,
+        ``"HOLYSHEEP_API_KEY"``) or ``None`` when there is no key."""
+        return self._key_source
+
+    @property
+    def endpoint(self) -> Endpoint:
+        """Where requests go (the key is held but never shown)."""
+        return Endpoint(self.base_url, self._api_key, self.headers)
+
+    def __repr__(self) -> str:
+        key = "set" if self._api_key else "missing"
+        return f"<holysse.Client base_url={self.base_url!r} dialect={self.dialect.name!r} key={key}>"
+
+    def stream(
+        self,
+        *,
+        dialect: str | Dialect | None = None,
+        resume: str | None = None,
+        on_divergence: str | None = None,
+        on_text: Callable[[str], None] | None = None,
+        on_event: Callable[[Event], None] | None = None,
+        timeout: Timeout | float | tuple[float | None, float | None] | None = None,
+        extra_headers: Mapping[str, str] | None = None,
+        **body: Any,
+    ) -> Stream:
+        """Start streaming one answer. Every keyword not listed here goes into
+        the request body (``model``, ``messages``, ``temperature``, ``seed``,
+        ``tools``, ...). Nothing is sent until the stream is iterated.
+
+        :raises UsageError: for a closed client or bad arguments.
+        """
+        if self._closed:
+            raise UsageError("This Client is closed; create a new one (or don't call close() before stream()).")
+        resume = resume or self.resume
+        on_divergence = on_divergence or self.on_divergence
+        check_strategy(resume, on_divergence)
+        the_dialect = self.dialect if dialect is None else get_dialect(dialect)
+        _check_body(body)
+        headers = dict(extra_headers or {})
+        _check_headers(headers)
+        endpoint = Endpoint(self.base_url, self._api_key, {**self.headers, **headers})
+        request = the_dialect.build_request(endpoint, body)
+        provider = self.provider if dialect is None else _profile(None, self.base_url, the_dialect.name)
+        from ._loop import StreamLoop
+
+        loop = StreamLoop(
+            client=self,
+            transport=self._transport,
+            dialect=the_dialect,
+            request=request,
+            provider=provider,
+            resume=resume,
+            on_divergence=on_divergence,
+            timeout=Timeout.from_value(timeout) if timeout is not None else self.timeout,
+        )
+        return Stream(loop, Accumulator(on_text=on_text, on_event=on_event), self.on_metrics)
+
+    def close(self) -> None:
+        """Release pooled connections. Streams already running finish first."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+        self._transport.close()
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+
+class Stream:
+    """One streamed answer. Iterate it once (``for event in stream``) or read
+    :attr:`text_stream`; a context manager; :meth:`close` works from any
+    thread. The answer so far is in :attr:`text` at every moment."""
+
+    def __init__(self, loop: Any, accumulator: Accumulator, on_metrics: Callable[[StreamMetrics], None] | None) -> None:
+        self._loop = loop
+        #: The thread-safe partial answer, shared with other threads.
+        self.accumulator = accumulator
+        #: Timing, reconnects, waste and cost of this stream.
+        self.metrics: StreamMetrics = loop.metrics
+        self._on_metrics = on_metrics
+        self._lock = threading.Lock()
+        self._started = False
+        self._closed = False
+        # A weak reference: a consumer that breaks out of its loop drops the
+        # last reference to the generator, which closes it and its connection.
+        self._generator: weakref.ref[Generator[Event, None, None]] | None = None
+
+    def __repr__(self) -> str:
+        state = "done" if self.accumulator.done else ("running" if self._started else "new")
+        return f"<holysse.Stream {state} chars={len(self.accumulator)} reconnects={self.metrics.total_reconnects}>"
+
+    def __iter__(self) -> Iterator[Event]:
+        with self._lock:
+            if self._closed and not self._started:
+                raise UsageError("This Stream was closed before it was read; call client.stream() again.")
+            if self._started:
+                raise UsageError(
+                    "A Stream can be iterated only once; read stream.text or stream.final() for the answer, "
+                    "or call client.stream() again for a new one."
+                )
+            self._started = True
+            generator = self._loop.run(self.accumulator, self._finished)
+            self._generator = weakref.ref(generator)
+        return generator
+
+    def _finished(self) -> None:
+        if self._on_metrics is not None:
+            self._on_metrics(self.metrics)
+
+    @property
+    def text_stream(self) -> Iterator[str]:
+        """The answer text only, piece by piece.
+
+        :raises StreamDiverged: when a replay diverged (only event iteration
+            can show a :class:`Reset`).
+        """
+        for event in self:
+            if isinstance(event, Reset):
+                raise StreamDiverged(
+                    "The replayed answer diverged and text_stream cannot take text back; iterate the events "
+                    "to handle Reset, or pass a seed.",
+                    partial=event.delivered,
+                )
+            if event.text:
+                yield event.text
+
+    def __enter__(self) -> Stream:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Stop the stream and release its connection. Safe from any thread;
+        a read blocked in another thread ends within a moment with
+        :class:`StreamClosed`."""
+        self._loop.close()
+        with self._lock:
+            self._closed = True
+            generator = self._generator() if self._generator is not None else None
+        if generator is not None:
+            try:
+                generator.close()
+            except ValueError:
+                pass  # running in another thread: the aborted read ends it there
+
+    def final(self, timeout: float | None = None) -> Snapshot:
+        """Block until the stream is done and return the complete result.
+        Reads the stream itself if nobody iterates it.
+
+        :raises HolySSEError: the error that ended the stream.
+        """
+        with self._lock:
+            untouched = not self._started
+        if untouched:
+            for _ in self:
+                pass
+        elif not self.accumulator.wait(timeout):
+            raise TimeoutError(f"The stream did not finish within {timeout} s.")
+        snapshot = self.accumulator.snapshot()
+        if snapshot.error is not None:
+            raise snapshot.error
+        return snapshot
+
+    @property
+    def text(self) -> str:
+        """The answer text received so far (all of it once the stream is done)."""
+        return self.accumulator.text
+
+    @property
+    def thinking(self) -> str:
+        """Reasoning text received so far (kept apart from :attr:`text`)."""
+        return self.accumulator.thinking
+
+    @property
+    def tool_calls(self) -> list[ToolCall]:
+        """Tool calls assembled so far."""
+        return self.accumulator.tool_calls
+
+    @property
+    def usage(self) -> Usage | None:
+        """Token usage reported by the server for the final connection."""
+        return self.accumulator.usage
+
+    @property
+    def finish_reason(self) -> str | None:
+        """Why the model stopped, once it did."""
+        return self.accumulator.finish_reason
+
+    @property
+    def done(self) -> bool:
+        """Whether the stream ended (completely or with an error)."""
+        return self.accumulator.done
+
+
+def _profile(provider: ProviderProfile | str | None, base_url: str, dialect: str) -> ProviderProfile:
+    if isinstance(provider, ProviderProfile):
+        return provider
+    if provider is None:
+        return guess_profile(base_url, dialect=dialect)
+    try:
+        return PROFILES[provider]
+    except KeyError:
+        raise UsageError(f"Unknown provider {provider!r}; use one of {sorted(PROFILES)} or a ProviderProfile.") from None
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _check_headers(headers: Mapping[str, str]) -> None:
+    for name, value in headers.items():
+        if not isinstance(value, str) or any(c in name + value for c in "\r\n\0"):
+            raise UsageError(f"Header {name!r} has a non-string value or CR/LF/NUL in it; headers must be one line.")
+
+
+def _check_body(body: Mapping[str, Any]) -> None:
+    model = body.get("model")
+    if model is not None and (not isinstance(model, str) or any(c in model for c in "\r\n\0")):
+        raise UsageError(f"model must be a one-line string, not {model!r}.")
+    if "stream" in body and body["stream"] is not True:
+        raise UsageError("stream= is always true with holysse; remove it from the arguments.")

@@ -1,0 +1,102 @@
+"""What a wire dialect provides: the seam between SSE events and typed events.
+
+A dialect builds the HTTP request for a call, parses one connection's
+:class:`~holysse.wire.ServerSentEvent`\\ s into typed events (it knows the
+terminal marker and the in-stream error shape), and builds the request that
+resumes a cut stream with a given strategy.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Mapping, Protocol
+
+from ..events import Event
+from ..transport import HTTPRequest
+from ..wire import ServerSentEvent
+from .profiles import ProviderProfile
+
+__all__ = ["Endpoint", "ResumeState", "Parser", "Dialect", "join_url"]
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """Where and as whom to connect. ``repr`` never shows the key."""
+
+    base_url: str
+    api_key: str | None = field(default=None, repr=False)
+    headers: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ResumeState:
+    """What the client knows when it resumes a cut stream.
+
+    :param text: the answer text delivered so far.
+    :param cursor: the parser's cursor after the last event fully processed
+        (an SSE id, or a dialect-specific position), ``None`` when there is none.
+    :param output_events: content events delivered so far (about one token each).
+    :param tool_calls_open: tool-call arguments have been delivered.
+    :param thinking: reasoning text delivered so far.
+    """
+
+    text: str
+    cursor: Any = None
+    output_events: int = 0
+    tool_calls_open: bool = False
+    thinking: str = ""
+
+
+class Parser(Protocol):
+    """Parses one connection. ``done`` turns true at the terminal marker;
+    ``cursor`` is where a cursor resume would continue from (``None``: no
+    cursor was given)."""
+
+    done: bool
+    cursor: Any
+
+    def feed(self, sse: ServerSentEvent) -> list[Event]:
+        """Turn one SSE event into typed events.
+
+        :raises ProtocolError: malformed data (``retryable``: the connection
+            is treated as cut before this event).
+        :raises ProviderError: an error sent inside the stream.
+        """
+
+
+class Dialect(ABC):
+    """One API shape (OpenAI chat, Anthropic Messages, OpenAI Responses)."""
+
+    #: The name used in ``Client(dialect=...)``.
+    name: ClassVar[str]
+    #: What ends a complete stream, for error messages.
+    terminal: ClassVar[str]
+
+    @abstractmethod
+    def build_request(self, endpoint: Endpoint, body: dict[str, Any]) -> HTTPRequest:
+        """The streaming request for ``body`` (the user's keyword arguments)."""
+
+    @abstractmethod
+    def parser(self) -> Parser:
+        """A fresh parser for one connection."""
+
+    @abstractmethod
+    def supports(self, strategy: str, state: ResumeState, profile: ProviderProfile) -> bool:
+        """Whether ``strategy`` can resume from ``state`` with this provider."""
+
+    @abstractmethod
+    def resume_request(
+        self, original: HTTPRequest, strategy: str, state: ResumeState, profile: ProviderProfile
+    ) -> tuple[HTTPRequest, str]:
+        """The request that resumes with ``strategy``, and the text the server
+        will send again before anything new (for ``prefill``: what was held
+        back from the prefilled message; ``""`` otherwise)."""
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.name!r}>"
+
+
+def join_url(base_url: str, path: str) -> str:
+    """``base_url`` + ``path`` with exactly one slash between them."""
+    return base_url.rstrip("/") + "/" + path.lstrip("/")

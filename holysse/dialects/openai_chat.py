@@ -1,0 +1,176 @@
+"""OpenAI chat completions (``POST /chat/completions``, ``stream: true``).
+
+The terminal marker is ``data: [DONE]``. Content arrives as
+``choices[0].delta.content``; tool calls as ``delta.tool_calls`` fragments
+keyed by ``index``; usage in a final chunk with empty ``choices`` (requested
+with ``stream_options.include_usage``, which holysse sends by default).
+Only choice 0 is read. An ``{"error": ...}`` object inside the stream becomes
+:class:`~holysse.exceptions.ProviderError`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+from ..events import Event, Finished, TextDelta, ThinkingDelta, ToolCallDelta, Usage
+from ..exceptions import ProtocolError, ProviderError
+from ..transport import HTTPRequest
+from ..wire import ServerSentEvent
+from .base import Dialect, Endpoint, ResumeState, join_url
+from .profiles import ProviderProfile
+
+__all__ = ["OpenAIChat", "ChatParser", "provider_error"]
+
+logger = logging.getLogger(__name__)
+
+_RETRYABLE_ERROR_TYPES = frozenset(
+    {"server_error", "overloaded_error", "api_error", "rate_limit_error", "rate_limit_exceeded", "timeout", "internal_error"}
+)
+
+
+class ChatParser:
+    """Parses one chat-completions connection."""
+
+    def __init__(self) -> None:
+        self.done = False
+        #: True once this connection sent the start of an answer (a role delta).
+        self.started = False
+        self.cursor: str | None = None
+
+    def feed(self, sse: ServerSentEvent) -> list[Event]:
+        data = sse.data
+        if data == "[DONE]":
+            self.done = True
+            return []
+        try:
+            obj = json.loads(data)
+        except ValueError:
+            raise ProtocolError(
+                f"Malformed JSON in a stream event ({len(data)} characters, starts {data[:60]!r}).",
+                retryable=True,
+            ) from None
+        if not isinstance(obj, dict):
+            raise ProtocolError(f"Expected a JSON object in a stream event, got {type(obj).__name__}.", retryable=True)
+        if obj.get("error"):
+            raise provider_error(obj["error"])
+        events: list[Event] = []
+        choices = obj.get("choices")
+        if choices:
+            choice = choices[0]
+            if len(choices) > 1 or choice.get("index", 0) != 0:
+                choice = next((c for c in choices if c.get("index", 0) == 0), None)
+            if choice is not None:
+                if not self.started and "role" in (choice.get("delta") or ()):
+                    self.started = True
+                _choice_events(choice, events)
+        usage = obj.get("usage")
+        if usage:
+            events.append(_usage(usage))
+        if sse.id:
+            self.cursor = sse.id
+        return events
+
+
+def _choice_events(choice: dict[str, Any], events: list[Event]) -> None:
+    delta = choice.get("delta")
+    if delta:
+        content = delta.get("content")
+        if content:
+            events.append(TextDelta(content))
+        reasoning = delta.get("reasoning_content") or delta.get("reasoning")
+        if reasoning and isinstance(reasoning, str):
+            events.append(ThinkingDelta(reasoning))
+        for call in delta.get("tool_calls") or ():
+            function = call.get("function") or {}
+            events.append(
+                ToolCallDelta(
+                    index=call.get("index", 0),
+                    id=call.get("id"),
+                    name=function.get("name"),
+                    arguments=function.get("arguments") or "",
+                )
+            )
+    reason = choice.get("finish_reason")
+    if reason:
+        events.append(Finished(reason))
+
+
+def _usage(usage: dict[str, Any]) -> Usage:
+    details = usage.get("prompt_tokens_details") or {}
+    completion = usage.get("completion_tokens_details") or {}
+    return Usage(
+        input_tokens=usage.get("prompt_tokens"),
+        output_tokens=usage.get("completion_tokens"),
+        total_tokens=usage.get("total_tokens"),
+        cached_input_tokens=details.get("cached_tokens"),
+        reasoning_tokens=completion.get("reasoning_tokens"),
+    )
+
+
+def provider_error(error: Any) -> ProviderError:
+    """A :class:`ProviderError` from an OpenAI-shaped ``error`` value."""
+    if not isinstance(error, dict):
+        return ProviderError(f"The provider sent an error in the stream: {error!r}")
+    error_type = error.get("type")
+    code = error.get("code")
+    message = error.get("message") or "no message"
+    retryable = error_type in _RETRYABLE_ERROR_TYPES or code in _RETRYABLE_ERROR_TYPES
+    return ProviderError(
+        f"The provider sent an error in the stream ({error_type or code or 'unknown'}): {message}",
+        error_type=error_type,
+        code=None if code is None else str(code),
+        retryable=retryable,
+    )
+
+
+class OpenAIChat(Dialect):
+    """The OpenAI chat-completions dialect (the default)."""
+
+    name = "openai-chat"
+    terminal = "data: [DONE]"
+
+    def build_request(self, endpoint: Endpoint, body: dict[str, Any]) -> HTTPRequest:
+        payload = dict(body)
+        payload["stream"] = True
+        payload.setdefault("stream_options", {"include_usage": True})
+        headers = {"Accept": "text/event-stream"}
+        if endpoint.api_key:
+            headers["Authorization"] = f"Bearer {endpoint.api_key}"
+        headers.update(endpoint.headers)
+        return HTTPRequest("POST", join_url(endpoint.base_url, "chat/completions"), headers, payload)
+
+    def parser(self) -> ChatParser:
+        return ChatParser()
+
+    def supports(self, strategy: str, state: ResumeState, profile: ProviderProfile) -> bool:
+        if strategy == "cursor":
+            return state.cursor is not None
+        if strategy == "prefill":
+            return bool(state.text) and not state.tool_calls_open and profile.prefill_flavour in ("prefix", "continue")
+        return strategy == "replay"
+
+    def resume_request(
+        self, original: HTTPRequest, strategy: str, state: ResumeState, profile: ProviderProfile
+    ) -> tuple[HTTPRequest, str]:
+        if strategy == "cursor":
+            return original.replace(headers={"Last-Event-ID": str(state.cursor)}), ""
+        if strategy == "prefill":
+            return original.replace(json=_prefill_body(original.json, state, profile)), ""
+        return original, ""
+
+
+def _prefill_body(body: dict[str, Any], state: ResumeState, profile: ProviderProfile) -> dict[str, Any]:
+    payload = dict(body)
+    message: dict[str, Any] = {"role": "assistant", "content": state.text}
+    if profile.prefill_flavour == "prefix":
+        message["prefix"] = True
+    else:
+        payload["continue_final_message"] = True
+        payload["add_generation_prompt"] = False
+    payload["messages"] = [*body.get("messages", ()), message]
+    for key in ("max_tokens", "max_completion_tokens"):
+        if isinstance(payload.get(key), int):
+            payload[key] = max(1, payload[key] - state.output_events)
+    return payload

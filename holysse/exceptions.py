@@ -1,0 +1,202 @@
+"""The holysse exception tree.
+
+Every error holysse raises is a :class:`HolySSEError`. Errors that end a stream
+carry the text received so far in ``partial``, so nothing is ever lost::
+
+    HolySSEError
+     ├─ TransportError          the network failed
+     │   ├─ ConnectError        could not connect (DNS, refused, TLS, proxy)
+     │   ├─ ReadTimeout         no byte for ``read_timeout`` seconds (a stall)
+     │   └─ StreamInterrupted   the body ended or broke before the terminal marker
+     ├─ HTTPStatusError         the server answered with an error status
+     │   ├─ AuthenticationError 401 / 403
+     │   └─ RateLimitError      429
+     ├─ ProtocolError           not an event stream, an event over the size limit, ...
+     ├─ ProviderError           an error event sent inside the stream by the API
+     ├─ StreamDiverged          a replay produced a different answer
+     ├─ StreamClosed            :meth:`Stream.close` was called while iterating
+     ├─ RetriesExhausted        gave up; ``attempts`` is the history, ``__cause__`` the last error
+     └─ UsageError              the caller misused the API (also a :class:`RuntimeError`)
+
+Exceptions keep their extra data in keyword attributes and stay picklable.
+Nothing here ever holds an API key.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+__all__ = [
+    "HolySSEError",
+    "TransportError",
+    "ConnectError",
+    "ReadTimeout",
+    "StreamInterrupted",
+    "HTTPStatusError",
+    "AuthenticationError",
+    "RateLimitError",
+    "ProtocolError",
+    "ProviderError",
+    "StreamDiverged",
+    "StreamClosed",
+    "RetriesExhausted",
+    "UsageError",
+]
+
+
+class HolySSEError(Exception):
+    """Base class of every holysse error.
+
+    :param message: what happened and what to do about it.
+    :param partial: the answer text received before the error (``""`` if none).
+    """
+
+    #: Whether a retry (or resume) may cure this error.
+    retryable: bool = False
+
+    def __init__(self, message: str = "", *, partial: str = "", **attrs: Any) -> None:
+        super().__init__(message)
+        self.message = message
+        #: The answer text received before the error.
+        self.partial = partial
+        for name, value in attrs.items():
+            setattr(self, name, value)
+        self._attrs = dict(attrs)
+
+    def __str__(self) -> str:
+        return self.message
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_rebuild, (type(self), self.message, self.partial, self._attrs))
+
+    def with_partial(self, partial: str) -> HolySSEError:
+        """Set :attr:`partial` and return ``self`` (for ``raise exc.with_partial(text)``)."""
+        self.partial = partial
+        return self
+
+
+def _rebuild(
+    cls: type[HolySSEError], message: str, partial: str, attrs: dict[str, Any]
+) -> HolySSEError:
+    return cls(message, partial=partial, **attrs)
+
+
+class TransportError(HolySSEError):
+    """The network failed: connect error, stall, or a connection that broke."""
+
+    retryable = True
+
+
+class ConnectError(TransportError):
+    """Could not open a connection (DNS, refused, TLS, proxy)."""
+
+
+class ReadTimeout(TransportError):
+    """No byte arrived for ``read_timeout`` seconds: the connection stalled."""
+
+
+class StreamInterrupted(TransportError):
+    """The body ended or broke before the dialect's terminal marker.
+
+    #: ``last_event_id`` is the last SSE id seen (``""`` if none).
+    """
+
+    def __init__(self, message: str = "", *, partial: str = "", last_event_id: str = "", **attrs: Any) -> None:
+        super().__init__(message, partial=partial, last_event_id=last_event_id, **attrs)
+
+
+class HTTPStatusError(HolySSEError):
+    """The server answered with an error status.
+
+    Attributes: ``status_code``, ``headers`` (a plain dict), ``request_id``
+    (from ``x-request-id`` and friends, or ``None``), ``body_excerpt`` (at most
+    a few hundred characters of the body) and ``retry_after`` (seconds the
+    server asked us to wait, or ``None``).
+    """
+
+    def __init__(
+        self,
+        message: str = "",
+        *,
+        partial: str = "",
+        status_code: int = 0,
+        headers: Mapping[str, str] | None = None,
+        request_id: str | None = None,
+        body_excerpt: str = "",
+        retry_after: float | None = None,
+        **attrs: Any,
+    ) -> None:
+        super().__init__(
+            message,
+            partial=partial,
+            status_code=status_code,
+            headers=dict(headers or {}),
+            request_id=request_id,
+            body_excerpt=body_excerpt,
+            retry_after=retry_after,
+            **attrs,
+        )
+        self.retryable = status_code in (408, 409, 429) or status_code >= 500
+
+
+class AuthenticationError(HTTPStatusError):
+    """401 or 403: the key is missing, wrong, or not allowed to do this."""
+
+
+class RateLimitError(HTTPStatusError):
+    """429: too many requests. ``retry_after`` says how long to wait, when known."""
+
+
+class ProtocolError(HolySSEError):
+    """The server broke the protocol: not an event stream, an oversized event, ..."""
+
+
+class ProviderError(HolySSEError):
+    """An error event sent inside the stream by the API.
+
+    Attributes: ``error_type``, ``code`` and ``retryable`` (overloaded and
+    server errors are retried; the rest are not).
+    """
+
+    def __init__(
+        self,
+        message: str = "",
+        *,
+        partial: str = "",
+        error_type: str | None = None,
+        code: str | None = None,
+        retryable: bool = False,
+        **attrs: Any,
+    ) -> None:
+        super().__init__(
+            message, partial=partial, error_type=error_type, code=code, retryable=retryable, **attrs
+        )
+
+
+class StreamDiverged(HolySSEError):
+    """A replayed request produced an answer that does not start with the text
+    already delivered. ``partial`` is what was delivered; ``replayed`` is the
+    start of the new answer."""
+
+    def __init__(self, message: str = "", *, partial: str = "", replayed: str = "", **attrs: Any) -> None:
+        super().__init__(message, partial=partial, replayed=replayed, **attrs)
+
+
+class StreamClosed(HolySSEError):
+    """:meth:`Stream.close` was called (maybe from another thread) while the
+    stream was being read. The answer is incomplete; ``partial`` holds it."""
+
+
+class RetriesExhausted(HolySSEError):
+    """holysse gave up reconnecting. ``attempts`` lists ``(attempt, reason,
+    delay)`` tuples; ``__cause__`` is the last error."""
+
+    def __init__(
+        self, message: str = "", *, partial: str = "", attempts: tuple[tuple[int, str, float], ...] = (), **attrs: Any
+    ) -> None:
+        super().__init__(message, partial=partial, attempts=tuple(attempts), **attrs)
+
+
+class UsageError(HolySSEError, RuntimeError):
+    """The caller used the API in a way it does not support; the message says
+    what to do instead."""

@@ -1,0 +1,199 @@
+"""Resume strategies and the filter that keeps a resumed stream duplicate-free.
+
+After a cut, a new connection may send part of the answer again: all of it
+(``replay``), what followed the last SSE id when ids were sparse (``cursor``),
+or whitespace held back from a prefilled message (``prefill``). The
+:class:`ResendFilter` checks that what comes again equals what was delivered,
+drops it, and lets only new content through. When it differs, the answer has
+*diverged*: a replay resets (or raises), the other strategies fall back to
+replay.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from .events import Event, Finished, Reset, TextDelta, ThinkingDelta, ToolCallDelta
+from .exceptions import StreamDiverged, UsageError
+
+__all__ = ["STRATEGIES", "Expectation", "ResendFilter", "ResumeMismatch", "check_strategy"]
+
+#: Strategies in the order ``auto`` prefers them.
+STRATEGIES = ("cursor", "prefill", "replay")
+_NAMES = ("auto", "none", *STRATEGIES)
+_DIVERGENCE = ("reset", "raise")
+
+
+def check_strategy(resume: str, on_divergence: str) -> None:
+    """Validate ``resume`` and ``on_divergence`` arguments.
+
+    :raises UsageError: with the accepted values.
+    """
+    if resume not in _NAMES:
+        raise UsageError(f"resume={resume!r} is not a strategy; use one of {', '.join(map(repr, _NAMES))}.")
+    if on_divergence not in _DIVERGENCE:
+        raise UsageError(f"on_divergence={on_divergence!r} is not supported; use 'reset' or 'raise'.")
+
+
+class ResumeMismatch(Exception):
+    """Internal: a cursor or prefill connection did not re-send what it should;
+    the stream falls back to replay."""
+
+
+@dataclass
+class Expectation:
+    """What a resumed connection will send again, per channel."""
+
+    text: str = ""
+    thinking: str = ""
+    tool_arguments: dict[int, str] = field(default_factory=dict)
+    #: tool-call indices already announced (their id and name were delivered)
+    known_tools: dict[int, str | None] = field(default_factory=dict)
+
+    def __bool__(self) -> bool:
+        return bool(self.text or self.thinking or any(self.tool_arguments.values()) or self.known_tools)
+
+
+class ResendFilter:
+    """Filters one resumed connection's events.
+
+    :param expected: what the server will send again.
+    :param strategy: the strategy in use (decides what divergence does).
+    :param on_divergence: ``"reset"`` or ``"raise"`` (replay only).
+    :param delivered: the text delivered so far (for :class:`Reset` and errors).
+    """
+
+    def __init__(self, expected: Expectation, strategy: str, on_divergence: str, delivered: str) -> None:
+        self._text = expected.text
+        self._text_pos = 0
+        self._thinking = expected.thinking
+        self._thinking_pos = 0
+        self._tools = dict(expected.tool_arguments)
+        self._tool_pos = dict.fromkeys(self._tools, 0)
+        self._known_tools = dict(expected.known_tools)
+        self._strategy = strategy
+        self._on_divergence = on_divergence
+        self._delivered = delivered
+        self._seen: list[Event] = []
+        #: Characters the server sent again that were dropped.
+        self.resent_chars = 0
+        #: Content events (about one token each) that were entirely re-sent.
+        self.resent_events = 0
+        self._checking = True
+        #: Characters this connection is expected to send again.
+        self.expected_chars = len(self._text) + len(self._thinking) + sum(map(len, self._tools.values()))
+        #: False once the filter has nothing left to do.
+        self.active = True
+
+    def feed(self, event: Event) -> list[Event]:
+        """The events to deliver for ``event`` (often none while re-sending)."""
+        if not self.active:
+            return [event]
+        checking = self._checking
+        if checking and self._strategy == "replay":
+            self._seen.append(event)
+        try:
+            out = self._filter(event)
+        except _Diverged as diverged:
+            return self._diverge(diverged.reason)
+        if checking and not self._pending():
+            self._checking = False
+            self._seen = []
+        # Tool calls announced before the cut must not be announced twice.
+        self.active = self._checking or bool(self._known_tools)
+        return out
+
+    def end(self) -> list[Event]:
+        """The stream reached its terminal marker: anything still expected
+        never came, so the answer diverged."""
+        if self.active and self._checking and self._pending():
+            return self._diverge("the new answer ended before reaching the text already delivered")
+        return []
+
+    def _filter(self, event: Event) -> list[Event]:
+        if isinstance(event, TextDelta):
+            rest = self._consume_text(event.text)
+            return [TextDelta(rest)] if rest else self._dropped()
+        if isinstance(event, ThinkingDelta):
+            rest = self._consume_thinking(event.thinking)
+            return [ThinkingDelta(rest)] if rest else self._dropped()
+        if isinstance(event, ToolCallDelta):
+            return self._tool_delta(event)
+        if isinstance(event, Finished) and self._pending():
+            raise _Diverged(f"the new answer ended ({event.reason}) before reaching the text already delivered")
+        return [event]
+
+    def _dropped(self) -> list[Event]:
+        self.resent_events += 1
+        return []
+
+    def _consume_text(self, text: str) -> str:
+        expected, pos = self._text, self._text_pos
+        n = min(len(text), len(expected) - pos)
+        if n <= 0:
+            return text
+        if not expected.startswith(text[:n], pos):
+            raise _Diverged(f"the new answer differs from the delivered text at character {pos}")
+        self._text_pos = pos + n
+        self.resent_chars += n
+        return text[n:]
+
+    def _consume_thinking(self, text: str) -> str:
+        expected, pos = self._thinking, self._thinking_pos
+        n = min(len(text), len(expected) - pos)
+        if n <= 0:
+            return text
+        if not expected.startswith(text[:n], pos):
+            raise _Diverged(f"the new reasoning differs from the delivered one at character {pos}")
+        self._thinking_pos = pos + n
+        self.resent_chars += n
+        return text[n:]
+
+    def _tool_delta(self, event: ToolCallDelta) -> list[Event]:
+        index = event.index
+        ident, name = event.id, event.name
+        if index in self._known_tools:
+            if name is not None and self._known_tools[index] not in (None, name):
+                raise _Diverged(f"tool call {index} now calls {name!r}, not {self._known_tools[index]!r}")
+            ident = name = None
+        arguments = event.arguments
+        expected = self._tools.get(index, "")
+        pos = self._tool_pos.get(index, 0)
+        n = min(len(arguments), len(expected) - pos)
+        if n > 0:
+            if not expected.startswith(arguments[:n], pos):
+                raise _Diverged(f"tool call {index} arguments differ at character {pos}")
+            self._tool_pos[index] = pos + n
+            self.resent_chars += n
+            arguments = arguments[n:]
+        if ident is None and name is None and not arguments:
+            return self._dropped()
+        return [ToolCallDelta(index, ident, name, arguments)]
+
+    def _pending(self) -> bool:
+        return (
+            self._text_pos < len(self._text)
+            or self._thinking_pos < len(self._thinking)
+            or any(self._tool_pos[i] < len(args) for i, args in self._tools.items())
+        )
+
+    def _diverge(self, reason: str) -> list[Event]:
+        self.active = self._checking = False
+        if self._strategy != "replay":
+            raise ResumeMismatch(f"{self._strategy} resume did not match: {reason}")
+        if self._on_divergence == "raise":
+            replayed = "".join(e.text for e in self._seen)
+            raise StreamDiverged(
+                f"The replayed answer diverged: {reason}. The partial answer is in exc.partial; "
+                "pass a seed (or temperature=0) for replays that match, or on_divergence='reset'.",
+                partial=self._delivered,
+                replayed=replayed,
+            )
+        seen, self._seen = self._seen, []
+        return [Reset(self._delivered, f"replay diverged: {reason}"), *seen]
+
+
+class _Diverged(Exception):
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason

@@ -1,0 +1,196 @@
+"""When and how long to wait before a reconnect: :class:`RetryPolicy`.
+
+The policy is a frozen value object. It decides whether another attempt is
+allowed and computes the delay before it; it never sleeps (the client sleeps
+through an injectable ``sleep``) and never looks at the answer (what to do
+after part of the answer arrived is the resume strategy's business).
+
+Delays are exponential with *full jitter* (a uniform draw between 0 and
+``backoff_initial * 2 ** (attempt - 1)``, capped at ``backoff_max``), and
+never shorter than what the server asked for: ``Retry-After`` (seconds or an
+HTTP date), ``retry-after-ms``, or the SSE ``retry:`` field, each capped at
+``server_hint_max``.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import random
+import time
+from dataclasses import dataclass, field, replace
+from typing import Callable, Mapping
+
+from .exceptions import UsageError
+
+__all__ = ["RetryPolicy", "parse_retry_after", "header_value", "NEVER_RETRY_STATUSES"]
+
+#: Statuses that fail at once, whatever the server's headers say: the request
+#: itself is wrong (400, 404, 422) or not allowed (401, 403).
+NEVER_RETRY_STATUSES = frozenset({400, 401, 403, 404, 422})
+#: Statuses retried by default: timeout, conflict, rate limit, server errors.
+RETRY_STATUSES = frozenset({408, 409, 429})
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How and when :class:`~holysse.Client` reconnects. Safe to share
+    between threads.
+
+    :param max_attempts: reconnect attempts allowed in a row without progress.
+        The count starts over whenever a connection delivered part of the
+        answer, so a long answer may survive more cuts than this in total.
+        ``0`` disables reconnecting.
+    :param backoff_initial: the upper bound of the first delay, in seconds;
+        attempt ``n`` draws from ``[0, backoff_initial * 2 ** (n - 1)]``.
+    :param backoff_max: the cap of that upper bound, in seconds.
+    :param server_hint_max: the cap for waits the server asks for
+        (``Retry-After``, ``retry-after-ms``, SSE ``retry:``), in seconds.
+    :param deadline: a limit for the whole stream in seconds (connections,
+        reads and waits together), or ``None``. Separate from the read timeout,
+        which limits the silence between two reads.
+    :param jitter: draw delays at random (full jitter); ``False`` uses the
+        upper bound itself (predictable, for tests and demos).
+    :param uniform: the random source, ``uniform(a, b)``; injectable for tests.
+    """
+
+    max_attempts: int = 6
+    backoff_initial: float = 0.5
+    backoff_max: float = 30.0
+    server_hint_max: float = 120.0
+    deadline: float | None = None
+    jitter: bool = True
+    uniform: Callable[[float, float], float] = field(default=random.uniform, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        if isinstance(self.max_attempts, bool) or not isinstance(self.max_attempts, int) or self.max_attempts < 0:
+            raise UsageError(f"RetryPolicy.max_attempts must be an int >= 0, not {self.max_attempts!r}.")
+        for name in ("backoff_initial", "backoff_max", "server_hint_max"):
+            value = getattr(self, name)
+            if not isinstance(value, (int, float)) or value < 0:
+                raise UsageError(f"RetryPolicy.{name} must be a number of seconds >= 0, not {value!r}.")
+        if self.deadline is not None and not (isinstance(self.deadline, (int, float)) and self.deadline > 0):
+            raise UsageError(f"RetryPolicy.deadline must be a positive number of seconds or None, not {self.deadline!r}.")
+
+    @classmethod
+    def from_value(cls, value: RetryPolicy | int | bool | None) -> RetryPolicy:
+        """Accept a policy, a number of attempts (``retry=3``), ``True`` or
+        ``None`` (the default policy) or ``False`` (never reconnect).
+
+        :raises UsageError: for anything else.
+        """
+        if isinstance(value, RetryPolicy):
+            return value
+        if value is None or value is True:
+            return cls()
+        if value is False:
+            return cls(max_attempts=0)
+        if isinstance(value, int):
+            return cls(max_attempts=value)
+        raise UsageError(f"retry must be a RetryPolicy, an int or a bool, not {type(value).__name__}.")
+
+    from_int = from_value
+
+    def with_attempts(self, max_attempts: int) -> RetryPolicy:
+        """A copy allowing ``max_attempts`` attempts."""
+        return replace(self, max_attempts=max_attempts)
+
+    # -- decisions -----------------------------------------------------------
+
+    def can_retry(self, attempt: int, elapsed: float = 0.0) -> bool:
+        """Whether reconnect attempt number ``attempt`` (from 1) may happen
+        ``elapsed`` seconds after the stream started."""
+        if attempt > self.max_attempts:
+            return False
+        return self.deadline is None or elapsed < self.deadline
+
+    def remaining(self, elapsed: float) -> float | None:
+        """Seconds left before the deadline (``None`` without one, ``0`` past it)."""
+        if self.deadline is None:
+            return None
+        return max(0.0, self.deadline - elapsed)
+
+    def should_retry_status(self, status: int, headers: Mapping[str, str] | None = None) -> bool:
+        """Whether an HTTP error status may be retried.
+
+        400, 401, 403, 404 and 422 never are. Otherwise an
+        ``x-should-retry: true|false`` header decides when present; without it
+        408, 409, 429 and every 5xx are retried.
+        """
+        if status in NEVER_RETRY_STATUSES:
+            return False
+        hint = (header_value(headers or {}, "x-should-retry") or "").strip().lower()
+        if hint in ("true", "false"):
+            return hint == "true"
+        return status in RETRY_STATUSES or status >= 500
+
+    # -- delays --------------------------------------------------------------
+
+    def backoff(self, attempt: int) -> float:
+        """The upper bound of the delay before attempt ``attempt`` (from 1)."""
+        exponent = min(max(attempt - 1, 0), 64)  # 2 ** 64 already exceeds any cap
+        return min(self.backoff_max, self.backoff_initial * 2.0**exponent)
+
+    def next_delay(self, attempt: int, server_hint: float | None = None) -> float:
+        """The delay before attempt ``attempt`` (from 1), in seconds.
+
+        :param server_hint: how long the server asked us to wait (seconds),
+            or ``None``. The delay is never shorter than the hint, capped at
+            :attr:`server_hint_max`.
+        """
+        bound = self.backoff(attempt)
+        delay = self.uniform(0.0, bound) if self.jitter and bound > 0 else bound
+        if server_hint is not None and server_hint > 0:
+            delay = max(delay, min(server_hint, self.server_hint_max))
+        return delay
+
+
+def header_value(headers: Mapping[str, str], name: str) -> str | None:
+    """A header's value, looked up case-insensitively in any mapping."""
+    value = headers.get(name)
+    if value is not None:
+        return value
+    lowered = name.lower()
+    for key, value in headers.items():
+        if key.lower() == lowered:
+            return value
+    return None
+
+
+def parse_retry_after(headers: Mapping[str, str], now: float | None = None) -> float | None:
+    """How long the server asked us to wait, in seconds, or ``None``.
+
+    ``retry-after-ms`` (milliseconds, OpenAI) wins over ``Retry-After``
+    (seconds, or an HTTP date). Unparsable or negative values are ignored;
+    a date in the past means 0.
+
+    :param now: the current time as a Unix timestamp (injectable for tests).
+    """
+    ms = _number(header_value(headers, "retry-after-ms"))
+    if ms is not None:
+        return ms / 1000.0
+    raw = header_value(headers, "retry-after")
+    if raw is None:
+        return None
+    seconds = _number(raw)
+    if seconds is not None:
+        return seconds
+    try:
+        when = email.utils.parsedate_to_datetime(raw.strip())
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when.tzinfo is None:
+        return None
+    return max(0.0, when.timestamp() - (time.time() if now is None else now))
+
+
+def _number(raw: str | None) -> float | None:
+    if raw is None:
+        return None
+    text = raw.strip()
+    if not text or not all(c.isdigit() or c == "." for c in text) or not text.isascii():
+        return None
+    try:
+        value = float(text)
+    except ValueError:
+        return None
+    return value if value >= 0 else None

@@ -1,0 +1,295 @@
+"""HTTP transport: the only module that imports requests and urllib3.
+
+It opens a streaming request, hands out the body as it arrives
+(``response.raw.read1(65536, decode_content=True)``: immediate delivery on
+chunked and close-delimited bodies, gzip decoded), and translates every
+requests/urllib3 error into the holysse tree with ``raise ... from exc``,
+both while opening and while iterating.
+
+The seam is the :class:`Transport` protocol: tests and users may plug in their
+own, the client never touches requests directly.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import socket
+from dataclasses import dataclass, field
+from typing import Any, Iterator, Mapping, Protocol
+
+import requests
+import requests.adapters
+import urllib3
+import urllib3.exceptions
+
+from . import exceptions as exc_
+from ._version import __version__
+
+__all__ = ["Timeout", "HTTPRequest", "Response", "Transport", "RequestsTransport"]
+
+logger = logging.getLogger(__name__)
+
+READ_SIZE = 65536
+_SECRET_HEADERS = frozenset({"authorization", "x-api-key", "api-key", "proxy-authorization", "cookie"})
+
+
+@dataclass(frozen=True)
+class Timeout:
+    """Connection timeouts, in seconds.
+
+    :param connect: how long to wait for a connection (and TLS) to open.
+    :param read: the longest silence allowed between two reads, including the
+        wait for the response headers. A longer silence is a *stall*: the
+        stream is cut and resumed. It limits gaps, not the whole stream; for
+        that see :attr:`RetryPolicy.deadline`.
+    """
+
+    connect: float | None = 10.0
+    read: float | None = 60.0
+
+    @classmethod
+    def from_value(cls, value: Timeout | float | tuple[float | None, float | None] | None) -> Timeout:
+        """Accept a :class:`Timeout`, one number for both, or ``(connect, read)``."""
+        if isinstance(value, Timeout):
+            return value
+        if value is None:
+            return cls(None, None)
+        if isinstance(value, tuple):
+            return cls(*value)
+        return cls(float(value), float(value))
+
+    def __post_init__(self) -> None:
+        for name in ("connect", "read"):
+            value = getattr(self, name)
+            if value is not None and not value > 0:
+                raise exc_.UsageError(f"Timeout.{name} must be a positive number of seconds or None, not {value!r}")
+
+
+@dataclass(frozen=True)
+class HTTPRequest:
+    """One HTTP request, as a dialect builds it. Its repr never shows secrets."""
+
+    method: str
+    url: str
+    headers: Mapping[str, str] = field(default_factory=dict)
+    json: Any = None
+
+    def __repr__(self) -> str:
+        shown = {k: ("<redacted>" if k.lower() in _SECRET_HEADERS else v) for k, v in self.headers.items()}
+        return f"HTTPRequest({self.method} {self.url}, headers={shown})"
+
+    def replace(self, **changes: Any) -> HTTPRequest:
+        """A copy with some fields changed (``headers`` are merged, not replaced)."""
+        headers = dict(self.headers)
+        headers.update(changes.pop("headers", {}))
+        return HTTPRequest(
+            method=changes.pop("method", self.method),
+            url=changes.pop("url", self.url),
+            headers=headers,
+            json=changes.pop("json", self.json),
+        )
+
+
+class Response(Protocol):
+    """An open streaming response."""
+
+    status_code: int
+    headers: Mapping[str, str]
+
+    def iter_bytes(self) -> Iterator[bytes]:
+        """Yield the (decoded) body as it arrives; raise holysse errors only."""
+
+    def read_text(self, limit: int = 65536) -> str:
+        """Read at most ``limit`` bytes of the body as text (for error bodies)."""
+
+    def close(self, *, complete: bool = False) -> None:
+        """Release the connection. ``complete``: the body was read to its end,
+        so the connection may go back to the pool."""
+
+    def abort(self) -> None:
+        """Unblock a read in progress in another thread and close. Thread-safe."""
+
+
+class Transport(Protocol):
+    """Opens streaming requests. Must be safe to share between threads."""
+
+    def open(self, request: HTTPRequest, timeout: Timeout) -> Response:
+        """Send ``request`` and return once the response headers arrived."""
+
+    def close(self) -> None:
+        """Release every pooled connection."""
+
+
+class RequestsTransport:
+    """The default :class:`Transport`, on a :class:`requests.Session`.
+
+    :param session: a session of yours (proxies, certificates, mounts are
+        honoured); by default holysse makes one with a pool of ``pool_maxsize``
+        connections per host. A session passed in is not closed by
+        :meth:`close`.
+    """
+
+    def __init__(self, session: requests.Session | None = None, *, pool_maxsize: int = 32) -> None:
+        self._owns_session = session is None
+        if session is None:
+            session = requests.Session()
+            adapter = requests.adapters.HTTPAdapter(pool_connections=4, pool_maxsize=pool_maxsize, max_retries=0)
+            session.mount("https://", adapter)
+            session.mount("http://", adapter)
+        self._session = session
+
+    def __repr__(self) -> str:
+        return f"<RequestsTransport owns_session={self._owns_session}>"
+
+    def open(self, request: HTTPRequest, timeout: Timeout) -> Response:
+        headers = {"User-Agent": f"holysse/{__version__} requests/{requests.__version__}"}
+        headers.update(request.headers)
+        body = None
+        if request.json is not None:
+            body = json.dumps(request.json, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+            headers.setdefault("Content-Type", "application/json")
+        try:
+            response = self._session.request(
+                request.method,
+                request.url,
+                data=body,
+                headers=headers,
+                stream=True,
+                timeout=(timeout.connect, timeout.read),
+                allow_redirects=False,
+            )
+        except requests.RequestException as exc:
+            raise _translate_open_error(exc, request.url) from _scrubbed(exc)
+        return _RequestsResponse(response, request.url)
+
+    def close(self) -> None:
+        if self._owns_session:
+            self._session.close()
+
+
+def _scrubbed(exc: requests.RequestException) -> requests.RequestException:
+    """Drop the request object (it holds the credentials) from a requests error."""
+    exc.request = None
+    exc.response = None
+    return exc
+
+
+def _translate_open_error(exc: requests.RequestException, url: str) -> exc_.HolySSEError:
+    reason = _reason(exc)
+    if isinstance(exc, requests.exceptions.ConnectTimeout):
+        return exc_.ConnectError(f"Timed out connecting to {url}; check the network or raise Timeout.connect.")
+    if isinstance(exc, requests.exceptions.ReadTimeout):
+        return exc_.ReadTimeout(f"{url} accepted the request but sent no response headers in time ({reason}).")
+    if isinstance(exc, requests.exceptions.SSLError):
+        return exc_.ConnectError(f"TLS handshake with {url} failed ({reason}); check certificates or proxy settings.")
+    if isinstance(exc, requests.exceptions.ProxyError):
+        return exc_.ConnectError(f"The proxy refused or failed the connection to {url} ({reason}).")
+    if isinstance(exc, requests.exceptions.ConnectionError):
+        return exc_.ConnectError(f"Could not connect to {url} ({reason}); is the server up and the URL right?")
+    if isinstance(exc, (requests.exceptions.InvalidURL, requests.exceptions.MissingSchema,
+                        requests.exceptions.InvalidSchema, requests.exceptions.InvalidHeader)):
+        return exc_.UsageError(f"Invalid request to {url}: {reason}")
+    return exc_.TransportError(f"Request to {url} failed: {reason}")
+
+
+def _reason(exc: BaseException) -> str:
+    """The innermost readable cause, without URLs full of noise."""
+    inner: BaseException = exc
+    while inner.args and isinstance(inner.args[0], BaseException):
+        inner = inner.args[0]
+    if isinstance(inner, urllib3.exceptions.MaxRetryError) and inner.reason is not None:
+        inner = inner.reason
+    return f"{type(inner).__name__}: {inner}"
+
+
+class _RequestsResponse:
+    """A streaming :class:`requests.Response`, read through ``raw.read1``."""
+
+    def __init__(self, response: requests.Response, url: str) -> None:
+        self._response = response
+        self._url = url
+        self.status_code: int = response.status_code
+        self.headers: Mapping[str, str] = response.headers
+        self._closed = False
+
+    def iter_bytes(self) -> Iterator[bytes]:
+        raw = self._response.raw
+        while True:
+            try:
+                chunk = raw.read1(READ_SIZE, decode_content=True)
+            except urllib3.exceptions.ReadTimeoutError as exc:
+                raise exc_.ReadTimeout(f"{self._url} stalled: no byte within the read timeout.") from exc
+            except urllib3.exceptions.DecodeError as exc:
+                raise exc_.ProtocolError(f"Could not decode the compressed body from {self._url}: {exc}") from exc
+            except (urllib3.exceptions.HTTPError, OSError, ValueError) as exc:
+                if self._closed:
+                    return
+                raise exc_.StreamInterrupted(f"The connection to {self._url} broke: {_reason(exc)}") from exc
+            if not chunk:
+                return
+            yield chunk
+
+    def read_text(self, limit: int = 65536) -> str:
+        raw = self._response.raw
+        parts: list[bytes] = []
+        size = 0
+        try:
+            while size < limit:
+                chunk = raw.read1(min(READ_SIZE, limit - size), decode_content=True)
+                if not chunk:
+                    break
+                parts.append(chunk)
+                size += len(chunk)
+        except (urllib3.exceptions.HTTPError, OSError, ValueError) as exc:
+            logger.debug("Error body from %s cut short: %s", self._url, exc)
+        encoding = self._response.encoding or "utf-8"
+        return b"".join(parts).decode(encoding, errors="replace")
+
+    def close(self, *, complete: bool = False) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        raw = self._response.raw
+        if complete and _drain_quickly(raw):
+            raw.release_conn()
+            return
+        self._response.close()
+
+    def abort(self) -> None:
+        raw = self._response.raw
+        try:
+            raw.shutdown()  # urllib3 >= 2.3: unblocks a read in another thread
+        except (AttributeError, ValueError, RuntimeError):
+            sock = getattr(getattr(raw, "connection", None), "sock", None)
+            if sock is not None:
+                try:
+                    sock.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+        except OSError:
+            pass
+        self._closed = True
+
+
+def _drain_quickly(raw: urllib3.BaseHTTPResponse) -> bool:
+    """Read what is left of a finished body (a chunked terminator, say) if it
+    is already there, so the connection can be reused. False when more would
+    have to be waited for: then the connection is closed instead."""
+    if raw.isclosed():
+        return True
+    sock = getattr(getattr(raw, "connection", None), "sock", None)
+    if sock is None:
+        return False
+    try:
+        previous = sock.gettimeout()
+        sock.settimeout(0.01)
+        try:
+            for _ in range(4):
+                if not raw.read1(READ_SIZE, decode_content=True):
+                    return raw.isclosed()
+        finally:
+            sock.settimeout(previous)
+    except (urllib3.exceptions.HTTPError, OSError, ValueError):
+        return False
+    return False

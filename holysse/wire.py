@@ -1,0 +1,493 @@
+"""The SSE wire layer: bytes in, :class:`ServerSentEvent` out (and back).
+
+:class:`SSEDecoder` owns the WHATWG "event stream" interpretation: UTF-8 with
+U+FFFD for invalid bytes, one leading BOM stripped, lines ending at CRLF, LF or
+CR in any mix (also across feeds), sticky ``id``, ``retry`` only as ASCII
+digits, blocks without data still updating the last event ID, and an
+unterminated block at EOF discarded. :func:`encode_event` serialises one
+event so that no text can inject fields.
+
+Framing is done here, on bytes: line ends become LF (a CR ending one feed
+pairs with an LF starting the next), blocks are cut at blank lines in linear
+time. The field parsing of the complete blocks of a feed is done by
+sseclient-py, in one batch: a block without a data line gets ``data:`` put in
+front, so that sseclient (which skips events without data) yields exactly one
+event per block. Its results are then checked against the rules it gets wrong:
+ids with NUL and bogus ``retry`` values fall back to a WHATWG scan of the
+block, invalid UTF-8 is replaced by U+FFFD before a second pass, and big blocks
+are parsed in slices (sseclient's data concatenation is quadratic).
+
+This is the only module that imports sseclient-py. No sockets, no clock, no
+threads: a decoder is a plain state machine, not thread-safe.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from dataclasses import dataclass
+from typing import Callable
+
+import sseclient
+
+from .exceptions import ProtocolError, UsageError
+
+__all__ = ["ServerSentEvent", "SSEDecoder", "encode_event"]
+
+logger = logging.getLogger(__name__)
+
+_BOM = b"\xef\xbb\xbf"
+#: Added in front of a block without a data line, so that sseclient yields
+#: exactly one event per block (it skips blocks whose data buffer is empty).
+_PREFIX = b"data:\n"
+_DATA_FIRST = (b"data:", b"data\n")
+#: Blocks above this size are parsed in slices: sseclient appends data lines
+#: with ``str +=`` on a dict item, which is quadratic in the number of lines.
+_BIG_BLOCK = 16 << 10
+_SLICE_LINES = 32
+_SLICE_MIN = 1024
+#: ``retry`` values with more digits than this are clamped to ``sys.maxsize``.
+_RETRY_MAX_DIGITS = len(str(sys.maxsize))
+
+
+@dataclass(frozen=True, slots=True)
+class ServerSentEvent:
+    """One dispatched event.
+
+    :param event: the event type (``"message"`` when the block had none).
+    :param data: the data lines joined with LF.
+    :param id: the last event ID at dispatch (sticky across events, ``""`` if
+        none), like a browser's ``MessageEvent.lastEventId``.
+    :param retry: the reconnection time in ms from a valid ``retry:`` line in
+        the same block, else ``None``.
+    """
+
+    event: str = "message"
+    data: str = ""
+    id: str = ""
+    retry: int | None = None
+
+
+# A frozen dataclass __init__ goes through object.__setattr__ once per field
+# (~0.7 us an event); the hot loop of SSEDecoder._dispatch sets the slots
+# directly (~0.3 us).
+_new_object = object.__new__
+_set_event, _set_data, _set_id, _set_retry = (
+    vars(ServerSentEvent)[field].__set__ for field in ("event", "data", "id", "retry")
+)
+
+
+class SSEDecoder:
+    """Incremental ``text/event-stream`` decoder (WHATWG HTML rules).
+
+    ::
+
+        decoder = SSEDecoder()
+        for chunk in byte_chunks:
+            for event in decoder.feed(chunk):
+                ...
+        decoder.close()          # EOF: an unterminated block is discarded
+
+    :param max_event_bytes: largest event block accepted, in bytes (its lines
+        with their line ends, after CRLF/CR became LF).
+    :param max_line_bytes: longest line accepted; defaults to ``max_event_bytes``.
+    :param last_event_id: the sticky id to start from (the id a reconnect sent
+        as ``Last-Event-ID``), so events without ``id:`` keep it.
+
+    .. note::
+       Fields apply when their block ends: an unterminated block at EOF
+       changes neither :attr:`last_event_id` nor :attr:`reconnection_time`
+       (even a complete ``retry:`` line in it, which a browser would apply).
+       After a :class:`~holysse.exceptions.ProtocolError` the decoder is
+       closed, and the events of that feed are not returned.
+    """
+
+    def __init__(
+        self, *, max_event_bytes: int = 8 << 20, max_line_bytes: int | None = None, last_event_id: str = ""
+    ) -> None:
+        self._max_event = max_event_bytes
+        self._max_line = max_event_bytes if max_line_bytes is None else max_line_bytes
+        #: The last event ID: updated by every blank line from the id buffer.
+        self.last_event_id = last_event_id
+        #: Reconnection time in ms from the last valid ``retry:`` field, or ``None``.
+        self.reconnection_time: int | None = None
+        self._pending = bytearray()  # the unterminated block, LF-normalised
+        self._line_len = 0  # length of the unterminated last line
+        self._head = b""  # stream start, until we know whether it is a BOM
+        self._bom_pending = True
+        self._cr_pending = False  # the last feed ended with CR (an LF next is its pair)
+        self._closed = False
+        self._parser = _BatchParser()
+
+    @property
+    def pending_bytes(self) -> int:
+        """Bytes of an unterminated block currently buffered (0 at a boundary)."""
+        return len(self._pending) + len(self._head)
+
+    def feed(self, data: bytes | bytearray | memoryview) -> list[ServerSentEvent]:
+        """Decode the next bytes of the stream.
+
+        :param data: any slice of the body; events may span feeds.
+        :returns: the events completed by these bytes, in order.
+        :raises ProtocolError: if a line or an event exceeds its limit (the
+            decoder is then closed).
+        :raises UsageError: if the decoder was closed.
+        """
+        if self._closed:
+            raise UsageError("SSEDecoder.feed() called after close(); create a new decoder per stream")
+        if type(data) is not bytes:
+            data = bytes(data)  # never keep a reference to a caller's mutable buffer
+        if self._bom_pending:
+            data = self._strip_bom(data)
+        if not data:
+            return []
+        if self._cr_pending:
+            self._cr_pending = False
+            if data[0] == 10:  # the LF of a CRLF split across feeds
+                data = data[1:]
+                if not data:
+                    return []
+        if data.find(b"\r") >= 0:
+            self._cr_pending = data[-1] == 13
+            data = data.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+        size = len(self._pending) + len(data)
+        blocks = self._frame(data)
+        if not blocks:
+            return []
+        if size > self._max_event:
+            self._check_blocks(blocks)
+        return self._dispatch(blocks, size)
+
+    def close(self) -> list[ServerSentEvent]:
+        """End of stream: discard an unterminated block (it is never dispatched
+        and its fields change nothing). Idempotent.
+
+        :returns: ``[]`` (no event can complete at EOF).
+        """
+        if self._pending:
+            logger.debug("EOF inside an event: discarding %d buffered bytes", len(self._pending))
+        self._closed = True
+        self._pending = bytearray()
+        self._head = b""
+        return []
+
+    # -- framing ---------------------------------------------------------------
+
+    def _strip_bom(self, data: bytes) -> bytes:
+        head = self._head + data
+        if len(head) < 3 and _BOM.startswith(head):
+            self._head = head  # maybe the start of a BOM: wait for more
+            return b""
+        self._bom_pending = False
+        self._head = b""
+        return head[3:] if head.startswith(_BOM) else head
+
+    def _frame(self, data: bytes) -> list[bytes]:
+        """Add LF-normalised bytes; cut out the blocks they complete.
+
+        :returns: complete blocks, without the blank line ending each.
+        """
+        blocks = []
+        pending = self._pending
+        if data[0] == 10:
+            if pending and pending[-1] == 10:  # a blank line: the pending block is complete
+                del pending[-1]
+                blocks.append(self._take_pending())
+            if not pending:  # more blank lines between blocks change nothing
+                data = data.lstrip(b"\n")
+                if not data:
+                    return blocks
+        first = data.find(b"\n")
+        last = data.rfind(b"\n")
+        if self._line_len + len(data) > self._max_line:
+            self._check_lines(data, first, last)
+        else:  # no line can be too long: just track the current one
+            self._line_len = self._line_len + len(data) if first < 0 else len(data) - last - 1
+        tail = data
+        # (b"\n\n" in data) costs ~1 ns a byte: look only between two line ends
+        if first != last and data.find(b"\n\n", first, last + 1) >= 0:
+            parts = data.split(b"\n\n")
+            tail = parts.pop().lstrip(b"\n")
+            if pending:
+                pending += parts[0]
+                parts[0] = self._take_pending()
+            blocks += parts
+        if tail:
+            pending += tail
+            if len(pending) > self._max_event:
+                self._fail(f"an SSE event is larger than max_event_bytes={self._max_event}", "max_event_bytes")
+        return blocks
+
+    def _take_pending(self) -> bytes:
+        block = bytes(self._pending)
+        self._pending.clear()
+        return block
+
+    def _check_lines(self, data: bytes, first: int, last: int) -> None:
+        """Track the length of the current line; fail if a line is too long.
+
+        :param first: index of the first LF in ``data`` (-1 if none).
+        :param last: index of its last LF.
+        """
+        if first < 0:
+            self._line_len += len(data)
+            longest = self._line_len
+        else:
+            longest = self._line_len + first
+            if last - first - 1 > self._max_line:  # a line in between may be too long
+                longest = max(longest, max(map(len, data[first + 1 : last].split(b"\n"))))
+            self._line_len = len(data) - last - 1
+            longest = max(longest, self._line_len)
+        if longest > self._max_line:
+            self._fail(f"an SSE line is longer than max_line_bytes={self._max_line}", "max_line_bytes")
+
+    def _check_blocks(self, blocks: list[bytes]) -> None:
+        if max(len(block.lstrip(b"\n")) + 1 for block in blocks) > self._max_event:
+            self._fail(f"an SSE event is larger than max_event_bytes={self._max_event}", "max_event_bytes")
+
+    def _fail(self, what: str, parameter: str) -> None:
+        self.close()
+        raise ProtocolError(f"{what} bytes; raise it with SSEDecoder({parameter}=...) if the server is trusted")
+
+    # -- field parsing (sseclient) and WHATWG fix-ups --------------------------
+
+    def _dispatch(self, blocks: list[bytes], size: int) -> list[ServerSentEvent]:
+        """Parse complete blocks, apply them in order, return the events to dispatch."""
+        blocks, sent, events = self._parse(blocks, size)
+        out: list[ServerSentEvent] = []
+        append = out.append
+        last_id = self.last_event_id
+        for block, piece, ev in zip(blocks, sent, events):
+            data: str | None = ev.data
+            if piece is not block:  # parsed as "data:\n" + block: "" if no data, else "\n" + data
+                data = data[1:] if data else None
+            retry = None
+            if ev.id is not None or ev.retry is not None:
+                last_id, retry = self._apply_fields(block, ev, last_id)
+            if data is not None:
+                obj = _new_object(ServerSentEvent)
+                _set_event(obj, ev.event)
+                _set_data(obj, data)
+                _set_id(obj, last_id)
+                _set_retry(obj, retry)
+                append(obj)
+        self.last_event_id = last_id
+        return out
+
+    def _apply_fields(self, block: bytes, ev: sseclient.Event, last_id: str) -> tuple[str, int | None]:
+        """Apply the block's ``id`` and ``retry`` fields (sseclient gives the raw
+        value of the last line of each; fall back to a WHATWG scan when that
+        value is not valid).
+
+        :returns: the new last event ID and the block's retry (or ``None``).
+        """
+        id_raw = ev.id
+        if id_raw is not None:
+            if "\x00" in id_raw:
+                id_raw = _last_valid(block, "id", _valid_id)
+            if id_raw is not None:
+                last_id = id_raw
+        retry_raw = ev.retry
+        retry = None
+        if retry_raw is not None:
+            if not (retry_raw.isdigit() and retry_raw.isascii()):
+                retry_raw = _last_valid(block, "retry", _valid_retry)
+            if retry_raw is not None:
+                retry = self.reconnection_time = _retry_ms(retry_raw)
+        return last_id, retry
+
+    def _parse(self, blocks: list[bytes], size: int) -> tuple[list[bytes], list[bytes], list[sseclient.Event]]:
+        """Field-parse blocks with sseclient: one batch, big blocks apart.
+
+        :returns: the blocks (repaired if they were not valid UTF-8), what was
+            parsed for each (see :meth:`_parse_batch`) and one sseclient event
+            per block.
+        """
+        big = []
+        if size > _BIG_BLOCK:
+            big = [i for i, block in enumerate(blocks) if len(block) > _BIG_BLOCK]
+        sent = [block if block.startswith(_DATA_FIRST) else _sent(block) for block in blocks]
+        for i in big:
+            sent[i] = _PREFIX  # a placeholder: parsed below, in slices
+        blocks, sent, events = self._parse_batch(blocks, sent)
+        for i in big:
+            sent[i], events[i] = self._parse_big(blocks[i])
+        return blocks, sent, events
+
+    def _parse_batch(
+        self, blocks: list[bytes], sent: list[bytes]
+    ) -> tuple[list[bytes], list[bytes], list[sseclient.Event]]:
+        """Run sseclient over ``sent``: per block, the block itself when it
+        has a data line, else ``data:\n`` + block, or ``data:\n`` alone as a
+        placeholder. On invalid UTF-8, repair the blocks and run it
+        again."""
+        try:
+            return blocks, sent, self._parser.parse(sent)
+        except UnicodeDecodeError:
+            logger.debug("invalid UTF-8 in the event stream: replacing it with U+FFFD")
+        repaired = [_repair(block) for block in blocks]
+        sent = [
+            new if piece is old else piece if piece is _PREFIX else _PREFIX + new
+            for old, new, piece in zip(blocks, repaired, sent)
+        ]
+        return repaired, sent, self._parser.parse(sent)
+
+    def _parse_big(self, block: bytes) -> tuple[bytes, sseclient.Event]:
+        """Field-parse a big block as consecutive slices and merge the results.
+
+        :returns: like one item of :meth:`_parse`: (``block`` itself, an event
+            holding the data) or (something else, an event with data ``""``).
+        """
+        slices = _slices(block)
+        slices, sent, events = self._parse_batch(slices, [_sent(piece) for piece in slices])
+        merged = sseclient.Event()
+        datas: list[str] = []
+        for piece, piece_sent, ev in zip(slices, sent, events):
+            data = _data(piece, piece_sent, ev)
+            if data is not None:
+                datas.append(data)
+            # sseclient says "message" both for no event line and for "event:"
+            if ev.event != "message" or (merged.event != "message" and _has_field(piece, b"event")):
+                merged.event = ev.event
+            merged.id = ev.id if ev.id is not None else merged.id
+            merged.retry = ev.retry if ev.retry is not None else merged.retry
+        if not datas:
+            return _PREFIX, merged
+        merged.data = "\n".join(datas)
+        return block, merged
+
+
+def encode_event(
+    data: str, *, event: str | None = None, id: str | None = None, retry: int | None = None
+) -> bytes:
+    """Serialise one event, safely.
+
+    ``data`` is split on CRLF, LF and CR into several ``data:`` lines, so no
+    text can inject a field or end the event early (a decoder gives back
+    ``data`` with its line ends as LF).
+
+    :param data: the event's data (``""`` is dispatched as an empty message).
+    :param event: the event type, or ``None`` for the default ``message``.
+    :param id: the event id, or ``None`` to send no ``id:`` line.
+    :param retry: a reconnection time in ms (a non-negative int), or ``None``.
+    :returns: the UTF-8 bytes of the event, blank line included.
+    :raises ValueError: if ``event`` or ``id`` contains CR or LF, ``id`` a NUL,
+        or ``retry`` is not a non-negative int.
+    """
+    lines = []
+    if event is not None:
+        if "\r" in event or "\n" in event:
+            raise ValueError(f"SSE event type must not contain CR or LF: {event!r}")
+        lines.append("event: " + event)
+    if id is not None:
+        if "\r" in id or "\n" in id or "\x00" in id:
+            raise ValueError(f"SSE id must not contain CR, LF or NUL: {id!r}")
+        lines.append("id: " + id)
+    if retry is not None:
+        if isinstance(retry, bool) or not isinstance(retry, int) or retry < 0:
+            raise ValueError(f"SSE retry must be a non-negative int (milliseconds): {retry!r}")
+        lines.append(f"retry: {retry}")
+    for line in data.replace("\r\n", "\n").replace("\r", "\n").split("\n"):
+        lines.append("data: " + line)
+    return ("\n".join(lines) + "\n\n").encode("utf-8")
+
+
+# -- sseclient glue and WHATWG helpers -----------------------------------------------
+
+
+class _BatchParser(sseclient.SSEClient):
+    """sseclient-py's field parser run over a list of complete blocks.
+
+    sseclient logs through the logger named after the class's module, so its
+    DEBUG records appear under ``holysse.wire``.
+    """
+
+    def __init__(self) -> None:
+        super().__init__(iter(()))
+        self._batch: list[bytes] = []
+
+    def _read(self) -> list[bytes]:
+        return self._batch
+
+    def parse(self, batch: list[bytes]) -> list[sseclient.Event]:
+        """Parse LF-separated blocks, each holding at least one data line.
+
+        :param batch: the blocks, without the blank line that ends them.
+        :returns: exactly one sseclient event per block.
+        :raises UnicodeDecodeError: if a line is not valid UTF-8.
+        """
+        self._batch = batch
+        try:
+            return list(self.events())
+        finally:
+            self._batch = []
+
+
+def _sent(block: bytes) -> bytes:
+    """What sseclient parses for ``block``: the block itself when it has a data
+    line (then sseclient dispatches it), else ``data:\n`` + block."""
+    if block.startswith(_DATA_FIRST) or _has_field(block, b"data"):
+        return block
+    return _PREFIX + block
+
+
+def _data(block: bytes, sent: bytes, ev: sseclient.Event) -> str | None:
+    """The data to dispatch for ``block``, or ``None`` when its data buffer is
+    empty, from sseclient's ``ev`` for ``sent`` (the block itself when it
+    has a data line, else ``data:\n`` + block, parsed as data ``""`` when
+    the block's data buffer is empty, else as ``"\n" + data``)."""
+    if sent is block:
+        return ev.data
+    return ev.data[1:] if ev.data else None
+
+
+def _repair(block: bytes) -> bytes:
+    """The block with invalid UTF-8 replaced by U+FFFD, as valid UTF-8."""
+    return block.decode("utf-8", "replace").encode("utf-8")
+
+
+def _valid_id(value: str) -> bool:
+    return "\x00" not in value
+
+
+def _valid_retry(value: str) -> bool:
+    return value.isascii() and value.isdigit()
+
+
+def _retry_ms(value: str) -> int:
+    digits = value.lstrip("0")
+    return min(int(digits or "0"), sys.maxsize) if len(digits) <= _RETRY_MAX_DIGITS else sys.maxsize
+
+
+def _last_valid(block: bytes, name: str, valid: Callable[[str], bool]) -> str | None:
+    """The value of the last line of field ``name`` in ``block`` that passes
+    ``valid`` (WHATWG rules), or ``None``. Used when sseclient's answer, the
+    last line's raw value, is not a valid one."""
+    found = None
+    for line in block.decode("utf-8", "replace").split("\n"):
+        field, _, value = line.partition(":")
+        if field == name:
+            value = value[1:] if value.startswith(" ") else value
+            if valid(value):
+                found = value
+    return found
+
+
+def _slices(block: bytes) -> list[bytes]:
+    """Cut a big block at line ends into pieces of about :data:`_SLICE_LINES` lines."""
+    step = max(_SLICE_MIN, _SLICE_LINES * len(block) // (block.count(b"\n") + 1))
+    pieces = []
+    start, size = 0, len(block)
+    while start < size:
+        cut = block.find(b"\n", start + step)
+        if cut < 0:
+            cut = size
+        pieces.append(block[start:cut])
+        start = cut + 1
+    return pieces
+
+
+def _has_field(block: bytes, name: bytes) -> bool:
+    """Whether some line of the LF-separated ``block`` is a ``name`` field."""
+    lines = b"\n" + block + b"\n"
+    return b"\n" + name + b":" in lines or b"\n" + name + b"\n" in lines

@@ -1,0 +1,1 @@
+"""holysse test suite."""

@@ -1,0 +1,52 @@
+"""Shared fixtures: fake servers on 127.0.0.1, a client that never sleeps."""
+
+from __future__ import annotations
+
+import os
+from typing import Any, Iterator
+
+import pytest
+
+import holysse
+from holysse.testing import FakeServer
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--runslow", action="store_true", default=False, help="run tests marked slow")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if config.getoption("--runslow") or os.environ.get("HOLYSSE_SLOW") == "1":
+        return
+    skip = pytest.mark.skip(reason="slow: run with --runslow or HOLYSSE_SLOW=1")
+    for item in items:
+        if "slow" in item.keywords:
+            item.add_marker(skip)
+
+
+class Sleeps(list):  # type: ignore[type-arg]
+    """An injected sleep: records the delays instead of sleeping."""
+
+    def __call__(self, seconds: float) -> None:
+        self.append(seconds)
+
+
+@pytest.fixture
+def sleeps() -> Sleeps:
+    return Sleeps()
+
+
+@pytest.fixture
+def server() -> Iterator[FakeServer]:
+    with FakeServer(answer_chars=600) as srv:
+        yield srv
+
+
+def make_client(server: FakeServer, sleeps: Sleeps | None = None, **kwargs: Any) -> holysse.Client:
+    """A client for ``server`` with fast timeouts and an injected sleep."""
+    kwargs.setdefault("timeout", holysse.Timeout(connect=2, read=0.5))
+    kwargs.setdefault("retry", holysse.RetryPolicy(max_attempts=8, backoff_initial=0.01, backoff_max=0.05))
+    return holysse.Client(api_key="hs_" + "k" * 32, base_url=server.url, sleep=sleeps, **kwargs)
+
+
+CHAT = {"model": "fake-1", "messages": [{"role": "user", "content": "Tell me about streams."}], "seed": 3}

@@ -1,0 +1,137 @@
+"""The cut sweep: cut a long answer at hundreds of byte offsets, by FIN, RST
+and stall, and check that every resume strategy delivers it exactly.
+
+Offsets include every offset within ±3 bytes of 5 event boundaries, offsets
+inside multibyte characters, offsets inside HTTP chunk headers (wire bytes),
+and an even spread over the whole body. The ``slow`` variant cuts at every
+byte offset of the body.
+"""
+
+from __future__ import annotations
+
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, Iterator
+
+import pytest
+
+import holysse
+from holysse.testing import FakeServer, Fault, RecordedRequest
+
+KINDS = ("fin", "rst", "stall")
+STRATEGIES = ("cursor", "prefill", "replay")
+BODY = {"model": "fake-1", "messages": [{"role": "user", "content": "A long answer, please."}], "seed": 11}
+
+
+class CutPlan:
+    """A fault for the first request of each case, keyed by ``body["user"]``."""
+
+    def __init__(self) -> None:
+        self._faults: dict[str, Fault] = {}
+        self._lock = threading.Lock()
+
+    def add(self, case: str, fault: Fault) -> None:
+        with self._lock:
+            self._faults[case] = fault
+
+    def __call__(self, request: RecordedRequest) -> Fault | None:
+        if not isinstance(request.body, dict):
+            return None
+        with self._lock:
+            return self._faults.pop(str(request.body.get("user")), None)
+
+
+@pytest.fixture(scope="module")
+def sweep_server() -> Iterator[tuple[FakeServer, CutPlan]]:
+    plan = CutPlan()
+    with FakeServer(answer_chars=3000, faults=plan) as server:
+        yield server, plan
+
+
+def chunk_header_offsets(ends: list[int], count: int) -> list[int]:
+    """Wire offsets inside chunk-size lines (each event is one HTTP chunk)."""
+    offsets, wire, start = [], 0, 0
+    for end in ends:
+        size = end - start
+        header = len(f"{size:x}\r\n")
+        if len(offsets) < count * 2:
+            offsets += [wire + 1, wire + header - 1]  # inside the hex digits, between CR and LF
+        wire += header + size + 2
+        start = end
+    return offsets[: count * 2]
+
+
+def sweep_offsets(payload: bytes, ends: list[int], total: int) -> list[tuple[int, str]]:
+    """(offset, unit) pairs covering the cases the sweep promises."""
+    chosen: set[tuple[int, str]] = set()
+    for k in range(1, 6):
+        boundary = ends[len(ends) * k // 6]
+        chosen.update((boundary + d, "payload") for d in range(-3, 4))
+    continuation = [i for i, b in enumerate(payload) if 0x80 <= b <= 0xBF]
+    step = max(1, len(continuation) // 60)
+    chosen.update((i, "payload") for i in continuation[::step][:60])
+    chosen.update((i, "wire") for i in chunk_header_offsets(ends, 20))
+    spread = max(1, len(payload) // (total - len(chosen) + 1))
+    offset = 1
+    while len(chosen) < total:
+        chosen.add((offset, "payload"))
+        offset += spread
+    return sorted(chosen)
+
+
+def run_case(server: FakeServer, plan: CutPlan, case: str, fault: Fault, strategy: str) -> tuple[str, str]:
+    plan.add(case, fault)
+    client = holysse.Client(
+        api_key="hs_sweep",
+        base_url=server.url,
+        resume=strategy,
+        provider="vllm",
+        timeout=(5, 0.25),
+        retry=holysse.RetryPolicy(max_attempts=20, backoff_initial=0.001, backoff_max=0.002),
+        sleep=lambda _s: None,
+    )
+    with client:
+        stream = client.stream(user=case, **BODY)
+        received = "".join(event.text for event in stream)
+        return received, stream.text
+
+
+def sweep(server: FakeServer, plan: CutPlan, cases: list[tuple[int, str]], kinds: tuple[str, ...]) -> list[Any]:
+    expected = server.expected_text(BODY)
+    failures = []
+    jobs = [
+        (f"{kind}-{strategy}-{unit}-{at}", getattr(Fault, kind)(at, unit=unit), strategy)
+        for at, unit in cases for kind in kinds for strategy in STRATEGIES
+    ]
+    with ThreadPoolExecutor(max_workers=6) as pool:
+        results = pool.map(lambda job: (job[0], run_case(server, plan, *job)), jobs)
+        for case, (received, text) in results:
+            if received != expected or text != expected:
+                failures.append((case, len(received), len(text)))
+    return failures
+
+
+def test_sweep_covers_what_it_promises(sweep_server: tuple[FakeServer, CutPlan]) -> None:
+    server, _ = sweep_server
+    payload = server.body_for(BODY)
+    answer = server.expected_text(BODY)
+    assert len(answer.encode("utf-8")) >= 8192
+    cases = sweep_offsets(payload, server.event_offsets(BODY), 500)
+    assert len(cases) >= 500
+    assert sum(1 for _, unit in cases if unit == "wire") >= 40
+
+
+def test_cut_sweep_every_strategy_every_kind(sweep_server: tuple[FakeServer, CutPlan]) -> None:
+    server, plan = sweep_server
+    cases = sweep_offsets(server.body_for(BODY), server.event_offsets(BODY), 500)
+    failures = sweep(server, plan, cases, KINDS)
+    assert failures == []
+
+
+@pytest.mark.slow
+def test_cut_sweep_every_byte_offset(sweep_server: tuple[FakeServer, CutPlan]) -> None:
+    server, plan = sweep_server
+    payload = server.body_for(BODY)
+    cases = [(at, "payload") for at in range(1, len(payload))]
+    failures = sweep(server, plan, cases, ("fin", "rst"))
+    assert failures == []
