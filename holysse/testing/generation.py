@@ -82,16 +82,18 @@ class Generation:
     prompt_tokens: int = 0
     include_usage: bool = False
     background: bool = False
+    #: Multiplies token lengths (see :func:`~holysse.testing.model.split_tokens`).
+    token_scale: int = 1
 
     @property
     def tokens(self) -> list[str]:
         """The answer text cut into streamed tokens."""
-        return split_tokens(self.text, self.offset)
+        return split_tokens(self.text, self.offset, self.token_scale)
 
     @property
     def thinking_tokens(self) -> list[str]:
         """The thinking text cut into streamed tokens."""
-        return split_tokens(self.thinking)
+        return split_tokens(self.thinking, 0, self.token_scale)
 
     @property
     def output_tokens(self) -> int:
@@ -233,6 +235,7 @@ def plan_generation(
     prefill: bool,
     gen_id: str,
     created: int,
+    token_scale: int = 1,
 ) -> Planned:
     """Decide the answer to ``body``.
 
@@ -254,7 +257,7 @@ def plan_generation(
             rest = full[offset:]
         else:
             rest = model.continuation(prompt, partial, seed=seed, length=max(0, answer_chars - offset))
-    tokens = split_tokens(rest, offset)
+    tokens = split_tokens(rest, offset, token_scale)
     limit = _max_tokens(body, dialect)
     finish = "stop"
     if limit is not None and len(tokens) > limit:
@@ -276,5 +279,6 @@ def plan_generation(
         prompt_tokens=_prompt_tokens(body, messages),
         include_usage=isinstance(options, dict) and options.get("include_usage") is True,
         background=body.get("background") is True,
+        token_scale=token_scale,
     )
     return Planned(generation, (partial or "") + rest)

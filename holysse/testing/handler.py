@@ -177,6 +177,7 @@ class Handler:
         planned = plan_generation(
             self.state.model, body, dialect, answer_chars=self.options.answer_chars,
             prefill=self.options.prefill, gen_id=self.state.new_gen_id(), created=_now(),
+            token_scale=self.options.token_scale,
         )
         self.state.store.put(planned.generation)
         self.state.add_answer(planned.full_answer)

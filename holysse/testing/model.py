@@ -87,8 +87,19 @@ class _Boundaries:
             self._positions = positions
 
 
-_TOKENS = _Boundaries(_TOKEN_LENGTHS)
 _FRAGMENTS = _Boundaries(_FRAGMENT_LENGTHS)
+_TOKENS: dict[int, _Boundaries] = {1: _Boundaries(_TOKEN_LENGTHS)}
+_TOKENS_LOCK = threading.Lock()
+
+
+def _token_boundaries(scale: int) -> _Boundaries:
+    if scale < 1:
+        raise ValueError(f"token_scale must be >= 1, got {scale!r}.")
+    with _TOKENS_LOCK:
+        found = _TOKENS.get(scale)
+        if found is None:
+            found = _TOKENS[scale] = _Boundaries(tuple(n * scale for n in _TOKEN_LENGTHS))
+        return found
 
 
 def _split(text: str, offset: int, boundaries: _Boundaries) -> list[str]:
@@ -100,15 +111,16 @@ def _split(text: str, offset: int, boundaries: _Boundaries) -> list[str]:
     return [text[a:b] for a, b in zip(starts, ends)]
 
 
-def split_tokens(text: str, offset: int = 0) -> list[str]:
-    """Cut ``text`` into tokens of 1-6 characters, never empty.
+def split_tokens(text: str, offset: int = 0, scale: int = 1) -> list[str]:
+    """Cut ``text`` into tokens of 1-6 characters (times ``scale``), never empty.
 
     :param text: the text to cut.
     :param offset: the position of ``text[0]`` in the whole answer; boundaries
         depend on absolute positions, so ``split_tokens(a + b)`` equals
         ``split_tokens(a) + split_tokens(b, len(a))`` when ``len(a)`` is a boundary.
+    :param scale: multiplies every token length (fewer, longer events).
     """
-    return _split(text, offset, _TOKENS)
+    return _split(text, offset, _token_boundaries(scale))
 
 
 def split_fragments(text: str) -> list[str]:

@@ -67,6 +67,8 @@ class FakeServer:
     :param seed: seeds the fake model's vocabulary choice.
     :param keepalive_comments: send a ``: keep-alive`` comment block before
         every 8th event (inside that event's piece, so offsets stay per event).
+    :param token_scale: multiplies the length of every token (1-6 characters
+        by default): fewer, longer events for the same answer.
     :param host: the address to listen on.
     :param port: the port (0: a free one).
 
@@ -90,13 +92,16 @@ class FakeServer:
         faults: FaultSource = None,
         seed: int = 0,
         keepalive_comments: bool = False,
+        token_scale: int = 1,
         host: str = "127.0.0.1",
         port: int = 0,
     ) -> None:
         if answer_chars < 0:
             raise ValueError("answer_chars must be >= 0.")
+        if isinstance(token_scale, bool) or not isinstance(token_scale, int) or token_scale < 1:
+            raise ValueError("token_scale must be an int >= 1.")
         options = Options(answer_chars, ids, resume, prefill, chunked, gzip, token_delay, ttfb, api_key,
-                          keepalive_comments)
+                          keepalive_comments, token_scale)
         #: The fake model answering requests (``server.model.tool_arguments(...)``).
         self.model = FakeModel(seed)
         self._state = ServerState(options, self.model, FaultPlan(faults))
@@ -260,7 +265,7 @@ class FakeServer:
         name = resolve_dialect(dialect) if dialect else guess_dialect(body)
         planned = plan_generation(self.model, dict(body), name, answer_chars=self._state.options.answer_chars,
                                   prefill=self._state.options.prefill, gen_id=_PLACEHOLDER_ID,
-                                  created=int(time.time()))
+                                  created=int(time.time()), token_scale=self._state.options.token_scale)
         return planned.generation
 
     def expected_text(self, body: Mapping[str, Any], dialect: str | None = None) -> str:

@@ -37,6 +37,7 @@ class Options:
     ttfb: float = 0.0
     api_key: str | None = field(default=None, repr=False)
     keepalive_comments: bool = False
+    token_scale: int = 1
 
 
 @dataclass(frozen=True)
