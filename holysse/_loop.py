@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from typing import TYPE_CHECKING, Any, Callable, Iterator
+from typing import TYPE_CHECKING, Any, Callable, Generator, Iterator
 
 from .accumulator import Accumulator
 from .dialects.base import Dialect, ResumeState
@@ -35,7 +35,7 @@ if TYPE_CHECKING:
 
 __all__ = ["StreamLoop"]
 
-logger = logging.getLogger("holysse")
+logger = logging.getLogger(__name__)
 
 
 class _Mark:
@@ -99,7 +99,7 @@ class StreamLoop:
         if response is not None:
             response.abort()
 
-    def run(self, acc: Accumulator, on_finished: Callable[[], None]) -> Iterator[Event]:
+    def run(self, acc: Accumulator, on_finished: Callable[[], None]) -> Generator[Event, None, None]:
         """The generator a :class:`Stream` hands to its consumer."""
         self.metrics.started = time.monotonic()
         error: BaseException | None = None
@@ -143,8 +143,15 @@ class StreamLoop:
                         f"The stream was closed after {len(acc)} characters; the answer is incomplete.",
                         partial=acc.text,
                     ) from exc
-                if not exc.retryable or self._resume == "none" and self._content_events:
+                if not exc.retryable:
                     raise
+                if self._resume == "none" and self._content_events:
+                    raise StreamInterrupted(
+                        f"The stream was cut after {len(acc)} characters and resume='none' does not reconnect: "
+                        f"{exc}. The partial answer is in exc.partial.",
+                        partial=acc.text,
+                        last_event_id=str(self._cursor or ""),
+                    ) from exc
                 if acc.finish_reason is not None and self._cursor is None:
                     logger.info("Connection lost after the answer finished (%s); usage may be missing", exc)
                     return

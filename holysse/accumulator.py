@@ -118,6 +118,7 @@ class Accumulator:
         self._done = False
         self._error: BaseException | None = None
         self._resets = 0
+        self._waiters = 0  # threads in wait()/follow(): notify only when someone listens
 
     def __repr__(self) -> str:
         state = "done" if self._done else "open"
@@ -145,7 +146,8 @@ class Accumulator:
                 self._finish_reason = event.reason  # type: ignore[union-attr]
             elif kind is Reset:
                 self._reset_locked()
-            self._changed.notify_all()
+            if self._waiters:
+                self._changed.notify_all()
         if self._on_event is not None:
             self._on_event(event)
         if self._on_text is not None and kind is TextDelta:
@@ -177,7 +179,7 @@ class Accumulator:
                 return
             self._done = True
             self._error = error
-            self._changed.notify_all()
+            self._changed.notify_all()  # always: finish() is rare
 
     # -- reading (any thread) --------------------------------------------------
 
@@ -247,7 +249,11 @@ class Accumulator:
         :returns: whether the stream ended.
         """
         with self._lock:
-            return self._changed.wait_for(lambda: self._done, timeout)
+            self._waiters += 1
+            try:
+                return self._changed.wait_for(lambda: self._done, timeout)
+            finally:
+                self._waiters -= 1
 
     def follow(self, timeout: float | None = None) -> Iterator[str | Reset]:
         """Yield the answer text as it arrives, from the start, until the
@@ -268,9 +274,13 @@ class Accumulator:
             with self._lock:
                 if resets is None:
                     resets = self._resets
-                arrived = self._changed.wait_for(
-                    lambda: self._done or self._resets != resets or len(self._text.pieces) > position, timeout
-                )
+                self._waiters += 1
+                try:
+                    arrived = self._changed.wait_for(
+                        lambda: self._done or self._resets != resets or len(self._text.pieces) > position, timeout
+                    )
+                finally:
+                    self._waiters -= 1
                 if not arrived:
                     raise TimeoutError(f"No new text within {timeout} s.")
                 reset = self._resets != resets

@@ -8,7 +8,6 @@ retry and accumulator. The reconnect loop itself lives in :mod:`holysse._loop`.
 
 from __future__ import annotations
 
-import ipaddress
 import logging
 import os
 import threading
@@ -16,6 +15,7 @@ import weakref
 from typing import Any, Callable, Generator, Iterator, Mapping
 from urllib.parse import urlsplit
 
+from ._loop import StreamLoop
 from .accumulator import Accumulator, Snapshot
 from .dialects import get_dialect
 from .dialects.base import Dialect, Endpoint
@@ -25,7 +25,7 @@ from .exceptions import StreamDiverged, UsageError
 from .metrics import StreamMetrics
 from .resume import check_strategy
 from .retry import RetryPolicy
-from .transport import RequestsTransport, Timeout, Transport
+from .transport import RequestsTransport, Timeout, Transport, is_loopback
 
 __all__ = ["Client", "Stream", "DEFAULT_BASE_URL", "API_KEY_ENV"]
 
@@ -114,7 +114,7 @@ class Client:
         if self._api_key is not None:
             if any(c in self._api_key for c in "\r\n\0") or self._api_key != self._api_key.strip():
                 raise UsageError("The API key contains whitespace or control characters; check how it was copied.")
-            if parts.scheme == "http" and not _is_loopback(parts.hostname) and not allow_insecure_http:
+            if parts.scheme == "http" and not is_loopback(parts.hostname) and not allow_insecure_http:
                 raise UsageError(
                     f"Refusing to send the API key over plain http:// to {parts.hostname}: it would travel in clear "
                     "text. Use https://, or pass allow_insecure_http=True if this network is trusted."
@@ -166,8 +166,6 @@ class Client:
         endpoint = Endpoint(self.base_url, self._api_key, {**self.headers, **headers})
         request = the_dialect.build_request(endpoint, body)
         provider = self.provider if dialect is None else _profile(None, self.base_url, the_dialect.name)
-        from ._loop import StreamLoop
-
         loop = StreamLoop(
             client=self,
             transport=self._transport,
@@ -200,7 +198,7 @@ class Stream:
     :attr:`text_stream`; a context manager; :meth:`close` works from any
     thread. The answer so far is in :attr:`text` at every moment."""
 
-    def __init__(self, loop: Any, accumulator: Accumulator, on_metrics: Callable[[StreamMetrics], None] | None) -> None:
+    def __init__(self, loop: StreamLoop, accumulator: Accumulator, on_metrics: Callable[[StreamMetrics], None] | None) -> None:
         self._loop = loop
         #: The thread-safe partial answer, shared with other threads.
         self.accumulator = accumulator
@@ -331,15 +329,6 @@ def _profile(provider: ProviderProfile | str | None, base_url: str, dialect: str
         return PROFILES[provider]
     except KeyError:
         raise UsageError(f"Unknown provider {provider!r}; use one of {sorted(PROFILES)} or a ProviderProfile.") from None
-
-
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def _check_headers(headers: Mapping[str, str]) -> None:

@@ -12,11 +12,13 @@ own, the client never touches requests directly.
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import logging
 import socket
 from dataclasses import dataclass, field
 from typing import Any, Iterator, Mapping, Protocol
+from urllib.parse import urlsplit
 
 import requests
 import requests.adapters
@@ -26,12 +28,26 @@ import urllib3.exceptions
 from . import exceptions as exc_
 from ._version import __version__
 
-__all__ = ["Timeout", "HTTPRequest", "Response", "Transport", "RequestsTransport"]
+__all__ = ["Timeout", "HTTPRequest", "Response", "Transport", "RequestsTransport", "is_loopback"]
 
 logger = logging.getLogger(__name__)
 
 READ_SIZE = 65536
 _SECRET_HEADERS = frozenset({"authorization", "x-api-key", "api-key", "proxy-authorization", "cookie"})
+#: Blocks proxies from the environment (requests drops keys set to None).
+_NO_PROXIES: dict[str, Any] = {"http": None, "https": None}
+
+
+def is_loopback(host: str | None) -> bool:
+    """Whether ``host`` names this machine (``localhost``, 127.0.0.0/8, ``::1``)."""
+    if not host:
+        return False
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
 
 
 @dataclass(frozen=True)
@@ -149,6 +165,9 @@ class RequestsTransport:
         if request.json is not None:
             body = json.dumps(request.json, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
             headers.setdefault("Content-Type", "application/json")
+        # A loopback server is never reached through a proxy from the
+        # environment (HTTP_PROXY without NO_PROXY would catch 127.0.0.1 too).
+        proxies = _NO_PROXIES if self._owns_session and is_loopback(_hostname(request.url)) else None
         try:
             response = self._session.request(
                 request.method,
@@ -158,6 +177,7 @@ class RequestsTransport:
                 stream=True,
                 timeout=(timeout.connect, timeout.read),
                 allow_redirects=False,
+                proxies=proxies,
             )
         except requests.RequestException as exc:
             raise _translate_open_error(exc, request.url) from _scrubbed(exc)
@@ -166,6 +186,13 @@ class RequestsTransport:
     def close(self) -> None:
         if self._owns_session:
             self._session.close()
+
+
+def _hostname(url: str) -> str | None:
+    try:
+        return urlsplit(url).hostname
+    except ValueError:
+        return None  # requests reports the malformed URL
 
 
 def _scrubbed(exc: requests.RequestException) -> requests.RequestException:
@@ -212,6 +239,7 @@ class _RequestsResponse:
         self.status_code: int = response.status_code
         self.headers: Mapping[str, str] = response.headers
         self._closed = False
+        self._aborted = False  # abort() was called: a failing read ends quietly
 
     def iter_bytes(self) -> Iterator[bytes]:
         raw = self._response.raw
@@ -223,7 +251,7 @@ class _RequestsResponse:
             except urllib3.exceptions.DecodeError as exc:
                 raise exc_.ProtocolError(f"Could not decode the compressed body from {self._url}: {exc}") from exc
             except (urllib3.exceptions.HTTPError, OSError, ValueError) as exc:
-                if self._closed:
+                if self._aborted or self._closed:
                     return
                 raise exc_.StreamInterrupted(f"The connection to {self._url} broke: {_reason(exc)}") from exc
             if not chunk:
@@ -257,6 +285,7 @@ class _RequestsResponse:
         self._response.close()
 
     def abort(self) -> None:
+        self._aborted = True  # first: a read that fails from now on ends quietly
         raw = self._response.raw
         try:
             raw.shutdown()  # urllib3 >= 2.3: unblocks a read in another thread
@@ -269,14 +298,13 @@ class _RequestsResponse:
                     pass
         except OSError:
             pass
-        self._closed = True
 
 
 def _drain_quickly(raw: urllib3.BaseHTTPResponse) -> bool:
     """Read what is left of a finished body (a chunked terminator, say) if it
     is already there, so the connection can be reused. False when more would
     have to be waited for: then the connection is closed instead."""
-    if raw.isclosed():
+    if raw.closed:
         return True
     sock = getattr(getattr(raw, "connection", None), "sock", None)
     if sock is None:
@@ -287,7 +315,7 @@ def _drain_quickly(raw: urllib3.BaseHTTPResponse) -> bool:
         try:
             for _ in range(4):
                 if not raw.read1(READ_SIZE, decode_content=True):
-                    return raw.isclosed()
+                    return bool(raw.closed)
         finally:
             sock.settimeout(previous)
     except (urllib3.exceptions.HTTPError, OSError, ValueError):

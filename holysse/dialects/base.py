@@ -51,10 +51,12 @@ class ResumeState:
 class Parser(Protocol):
     """Parses one connection. ``done`` turns true at the terminal marker;
     ``cursor`` is where a cursor resume would continue from (``None``: no
-    cursor was given)."""
+    cursor was given); ``started`` turns true when the connection sends the
+    start of an answer (a server that ignored a cursor and started over)."""
 
     done: bool
     cursor: Any
+    started: bool
 
     def feed(self, sse: ServerSentEvent) -> list[Event]:
         """Turn one SSE event into typed events.

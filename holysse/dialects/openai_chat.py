@@ -25,6 +25,8 @@ __all__ = ["OpenAIChat", "ChatParser", "provider_error"]
 
 logger = logging.getLogger(__name__)
 
+_decode = json.JSONDecoder().decode
+
 _RETRYABLE_ERROR_TYPES = frozenset(
     {"server_error", "overloaded_error", "api_error", "rate_limit_error", "rate_limit_exceeded", "timeout", "internal_error"}
 )
@@ -45,16 +47,28 @@ class ChatParser:
             self.done = True
             return []
         try:
-            obj = json.loads(data)
+            obj = _decode(data)
         except ValueError:
             raise ProtocolError(
                 f"Malformed JSON in a stream event ({len(data)} characters, starts {data[:60]!r}).",
                 retryable=True,
             ) from None
-        if not isinstance(obj, dict):
+        if type(obj) is not dict:
             raise ProtocolError(f"Expected a JSON object in a stream event, got {type(obj).__name__}.", retryable=True)
-        if obj.get("error"):
-            raise provider_error(obj["error"])
+        if obj.get("error") or sse.event == "error":
+            raise provider_error(obj.get("error") or obj)
+        try:
+            events = self._events(obj)
+        except (AttributeError, TypeError, KeyError, IndexError) as exc:
+            raise ProtocolError(
+                f"A stream event does not have the chat-completions shape ({type(exc).__name__}: {exc}); "
+                f"is this server OpenAI-compatible? Event starts {data[:80]!r}."
+            ) from None
+        if sse.id:
+            self.cursor = sse.id
+        return events
+
+    def _events(self, obj: dict[str, Any]) -> list[Event]:
         events: list[Event] = []
         choices = obj.get("choices")
         if choices:
@@ -62,19 +76,17 @@ class ChatParser:
             if len(choices) > 1 or choice.get("index", 0) != 0:
                 choice = next((c for c in choices if c.get("index", 0) == 0), None)
             if choice is not None:
-                if not self.started and "role" in (choice.get("delta") or ()):
+                delta = choice.get("delta")
+                if not self.started and delta and "role" in delta:
                     self.started = True
-                _choice_events(choice, events)
+                _choice_events(choice, delta, events)
         usage = obj.get("usage")
         if usage:
             events.append(_usage(usage))
-        if sse.id:
-            self.cursor = sse.id
         return events
 
 
-def _choice_events(choice: dict[str, Any], events: list[Event]) -> None:
-    delta = choice.get("delta")
+def _choice_events(choice: dict[str, Any], delta: dict[str, Any] | None, events: list[Event]) -> None:
     if delta:
         content = delta.get("content")
         if content:

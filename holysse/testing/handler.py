@@ -213,6 +213,8 @@ class Handler:
             piece = sse_bytes(data, event=event_type, event_id=event_id)
             if self.options.keepalive_comments and number % _KEEPALIVE_EVERY == _KEEPALIVE_EVERY - 1:
                 piece = KEEPALIVE + piece
+            if self.options.sse_retry is not None and not out:
+                piece = b"retry: %d\n" % self.options.sse_retry + piece
             out.append(piece)
         if fault is not None and fault.kind == "error_event" and out:
             at = min(fault.at_event, len(out) - 1)

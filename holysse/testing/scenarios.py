@@ -13,7 +13,7 @@ def demo_faults(server: Any, body: dict[str, Any], *, dialect: str = "openai-cha
     """Four cuts, one per connection, each further into its body than the
     last, so every strategy makes progress: a FIN inside an event, an RST, a
     stall, then a 429 with ``Retry-After: 1``."""
-    ends = server.event_offsets(body, dialect=dialect)
+    ends: list[int] = server.event_offsets(body, dialect=dialect)
 
     def inside(fraction: float) -> int:
         i = max(1, int(len(ends) * fraction))

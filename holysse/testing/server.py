@@ -69,6 +69,8 @@ class FakeServer:
         every 8th event (inside that event's piece, so offsets stay per event).
     :param token_scale: multiplies the length of every token (1-6 characters
         by default): fewer, longer events for the same answer.
+    :param sse_retry: send an SSE ``retry: <ms>`` field in the first event of
+        every stream (``None``: never).
     :param host: the address to listen on.
     :param port: the port (0: a free one).
 
@@ -93,6 +95,7 @@ class FakeServer:
         seed: int = 0,
         keepalive_comments: bool = False,
         token_scale: int = 1,
+        sse_retry: int | None = None,
         host: str = "127.0.0.1",
         port: int = 0,
     ) -> None:
@@ -101,7 +104,7 @@ class FakeServer:
         if isinstance(token_scale, bool) or not isinstance(token_scale, int) or token_scale < 1:
             raise ValueError("token_scale must be an int >= 1.")
         options = Options(answer_chars, ids, resume, prefill, chunked, gzip, token_delay, ttfb, api_key,
-                          keepalive_comments, token_scale)
+                          keepalive_comments, token_scale, sse_retry)
         #: The fake model answering requests (``server.model.tool_arguments(...)``).
         self.model = FakeModel(seed)
         self._state = ServerState(options, self.model, FaultPlan(faults))

@@ -38,6 +38,7 @@ class Options:
     api_key: str | None = field(default=None, repr=False)
     keepalive_comments: bool = False
     token_scale: int = 1
+    sse_retry: int | None = None
 
 
 @dataclass(frozen=True)

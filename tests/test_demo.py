@@ -1,0 +1,67 @@
+"""``holysse demo`` as a user runs it: a subprocess, no key, no network."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from holysse.cli import _demo_body
+from holysse.testing import FakeServer
+
+MODES = ("auto", "cursor", "prefill", "replay", "none")
+
+
+@pytest.fixture(scope="module")
+def runs() -> dict[str, subprocess.CompletedProcess[str]]:
+    """Every resume mode, run at the same time (each waits out a real 1 s Retry-After)."""
+    env = {k: v for k, v in os.environ.items() if k != "HOLYSHEEP_API_KEY"}
+    env.update(NO_COLOR="1", PYTHONIOENCODING="utf-8", HTTPS_PROXY="http://127.0.0.1:9", HTTP_PROXY="http://127.0.0.1:9")
+    procs = {
+        mode: subprocess.Popen(
+            [sys.executable, "-m", "holysse", "demo", "--resume", mode, "--token-delay", "0.001"],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, encoding="utf-8", env=env,
+        )
+        for mode in MODES
+    }
+    results = {}
+    for mode, proc in procs.items():
+        try:
+            out, err = proc.communicate(timeout=60)
+        finally:
+            proc.kill()
+        results[mode] = subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
+    return results
+
+
+def expected_answer() -> str:
+    return FakeServer(answer_chars=1800).expected_text(_demo_body("openai-chat"))
+
+
+@pytest.mark.parametrize("mode", ["auto", "cursor", "prefill", "replay"])
+def test_demo_delivers_the_whole_answer_through_four_faults(
+    runs: dict[str, subprocess.CompletedProcess[str]], mode: str
+) -> None:
+    run = runs[mode]
+    assert run.returncode == 0, run.stderr
+    assert run.stdout == expected_answer()  # the text printed live is the answer
+    assert run.stdout.count("\n\n") >= 2  # several paragraphs
+    assert run.stderr.count("↻ cut:") == 4  # one status line per reconnect
+    assert "identical to the server's full answer (1800 characters): yes" in run.stderr
+    strategy = "cursor" if mode == "auto" else mode
+    assert f"resumed by {strategy}" in run.stderr
+    if mode == "replay":
+        assert "re-sent and dropped" in run.stderr
+
+
+def test_demo_with_resume_none_shows_the_failure_and_the_partial(
+    runs: dict[str, subprocess.CompletedProcess[str]]
+) -> None:
+    run = runs["none"]
+    assert run.returncode == 0, run.stderr
+    assert "stream failed: StreamInterrupted" in run.stderr
+    partial = run.stdout
+    assert partial and expected_answer().startswith(partial)
+    assert f"partial answer kept in exc.partial: {len(partial)} characters" in run.stderr
