@@ -40,6 +40,9 @@ class ChatParser:
         #: True once this connection sent the start of an answer (a role delta).
         self.started = False
         self.cursor: str | None = None
+        # For servers that leave out tool_calls[].index: the call each id opened.
+        self._tool_index = -1
+        self._tool_id: str | None = None
 
     def feed(self, sse: ServerSentEvent) -> list[Event]:
         data = sse.data
@@ -79,34 +82,48 @@ class ChatParser:
                 delta = choice.get("delta")
                 if not self.started and delta and "role" in delta:
                     self.started = True
-                _choice_events(choice, delta, events)
+                if delta:
+                    self._delta_events(delta, events)
+                reason = choice.get("finish_reason")
+                if reason:
+                    events.append(Finished(reason))
         usage = obj.get("usage")
         if usage:
             events.append(_usage(usage))
         return events
 
-
-def _choice_events(choice: dict[str, Any], delta: dict[str, Any] | None, events: list[Event]) -> None:
-    if delta:
+    def _delta_events(self, delta: dict[str, Any], events: list[Event]) -> None:
         content = delta.get("content")
-        if content:
+        if content and type(content) is str:
             events.append(TextDelta(content))
         reasoning = delta.get("reasoning_content") or delta.get("reasoning")
-        if reasoning and isinstance(reasoning, str):
+        if reasoning and type(reasoning) is str:
             events.append(ThinkingDelta(reasoning))
         for call in delta.get("tool_calls") or ():
             function = call.get("function") or {}
             events.append(
                 ToolCallDelta(
-                    index=call.get("index", 0),
+                    index=self._tool_call_index(call),
                     id=call.get("id"),
                     name=function.get("name"),
                     arguments=function.get("arguments") or "",
                 )
             )
-    reason = choice.get("finish_reason")
-    if reason:
-        events.append(Finished(reason))
+
+    def _tool_call_index(self, call: dict[str, Any]) -> int:
+        """The call's ``index``; when a server leaves it out, a new ``id``
+        opens the next call and fragments without an id continue the last."""
+        index = call.get("index")
+        if type(index) is int:
+            self._tool_index = index
+        else:
+            ident = call.get("id")
+            if ident and ident != self._tool_id or self._tool_index < 0:
+                self._tool_index += 1
+            index = self._tool_index
+        self._tool_id = call.get("id") or self._tool_id
+        return index
+
 
 
 def _usage(usage: dict[str, Any]) -> Usage:
