@@ -88,6 +88,7 @@ def bench(args: argparse.Namespace) -> int:
                                                      on_metrics=monitor.record))
             body = request_body(args.dialect, model, [{"role": "user", "content": args.prompt}],
                                 temperature=args.temperature, max_tokens=args.max_tokens)
+            base_url = client.base_url
             run = ModelRun(model, monitor, time.monotonic())
             _Progress(console, model, args.streams).run(client, body, args.concurrency)
             run.wall = time.monotonic() - run.started
