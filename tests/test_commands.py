@@ -147,6 +147,11 @@ def test_probe_diagnoses_a_dead_proxy() -> None:
     assert "the proxy 127.0.0.1" in steps[-1].detail and "HTTPS_PROXY" in steps[-1].advice
 
 
+def test_probe_does_not_time_a_socks_proxy() -> None:
+    [step] = probe("https://api.example.invalid/v1", 1.0, proxy="socks5://127.0.0.1:1080")
+    assert (step.name, step.ok) == ("proxy", None) and "not timed" in step.detail
+
+
 def test_probe_through_a_proxy_that_refuses_the_tunnel() -> None:
     """A one-shot proxy answering CONNECT with 407; the probe reports it."""
     with socket.socket() as listener:
@@ -189,6 +194,20 @@ def test_client_models_lists_ids_and_fails_clearly() -> None:
         assert missing.value.status_code == 404
 
 
+@pytest.mark.parametrize("status, expected", [
+    (403, ("403: the key may not do this", "check the key's permissions and the model name")),
+    (404, ("404 Not Found", "the base URL usually ends in /v1; check it and the model name")),
+    (429, ("429: rate limited", "wait a little and try again, or raise the key's rate limit")),
+])
+def test_check_diagnoses_error_statuses_of_a_real_stream(server: FakeServer, status: int,
+                                                         expected: tuple[str, str]) -> None:
+    server.set_faults([holysse.testing.Fault.status(status)])
+    with holysse.Client(api_key=KEY, base_url=server.url, retry=False) as client:
+        with pytest.raises(holysse.HolySSEError) as info:
+            client.stream(**CHAT).final()
+    assert diagnose(info.value) == expected
+
+
 # -- the charts -------------------------------------------------------------------
 
 
@@ -205,11 +224,14 @@ def test_charts_are_valid_svg_with_their_data() -> None:
     assert sum(int(bar.get("data-count", 0)) for bar in bars) == 5
     assert sum(1 for bar in bars if "miss" in bar.get("class", "")) == 3  # 15, 20 and 25 ms
     assert histogram.find("{http://www.w3.org/2000/svg}line[@class='target']") is not None
-    timeline = ET.fromstring(timeline_svg(samples, 10.0, target=0.012))
+    never = StreamSample(10.2, None, None, 0.5, (), 0, None, (("retry", 2),), 0, 0, "ConnectError", None)
+    timeline = ET.fromstring(timeline_svg([*samples, never], 10.0, target=0.012))
     lanes = [p for p in timeline.iter("{http://www.w3.org/2000/svg}path") if p.get("class") == "lane"]
-    assert [lane.get("d", "").count("M") for lane in lanes] == [3, 4, 5, 6, 7]
+    assert [lane.get("d", "").count("M") for lane in lanes] == [3, 4, 5, 6, 7, 0]
     assert len([line for line in timeline.iter("{http://www.w3.org/2000/svg}line")
-                if line.get("class") == "span failed"]) == 1
+                if line.get("class") == "span failed"]) == 2
+    dots = [c.get("class") for c in timeline.iter("{http://www.w3.org/2000/svg}circle")]
+    assert dots == ["ttfb", "ttfb", "ttfb miss", "ttfb miss", "ttfb miss"]
     for empty in (histogram_svg([], "TTFT"), timeline_svg([], 0.0)):
         assert "no data" in ET.fromstring(empty).findtext("{http://www.w3.org/2000/svg}title", "")
 

@@ -51,7 +51,8 @@ def proxy_for(url: str) -> str | None:
     parts = urlsplit(url)
     if parts.hostname and urllib.request.proxy_bypass(parts.hostname):
         return None
-    return urllib.request.getproxies().get(parts.scheme)
+    proxies = urllib.request.getproxies()
+    return proxies.get(parts.scheme) or proxies.get("all")
 
 
 def probe(base_url: str, timeout: float, proxy: str | None = None) -> list[Step]:
@@ -68,6 +69,9 @@ def probe(base_url: str, timeout: float, proxy: str | None = None) -> list[Step]
     path = parts.path.rstrip("/") + "/models"
     steps: list[Step] = []
     via = urlsplit(proxy) if proxy else None
+    if via is not None and via.scheme != "http":
+        return [Step("proxy", None, f"{via.scheme} proxy {via.hostname}:{via.port} (from the environment): "
+                                    "the path through it is not timed")]
     try:
         if via is not None:
             steps.append(Step("proxy", None, f"{via.hostname}:{via.port or 80} (from the environment)"))

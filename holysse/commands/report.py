@@ -190,7 +190,7 @@ def timeline_svg(samples: Sequence[StreamSample], origin: float, *, target: floa
         body.append(f'<line class="span{failed}" x1="{scale(start):.1f}" y1="{y:.1f}" '
                     f'x2="{scale(start + (sample.duration or 0.0)):.1f}" y2="{y:.1f}"/>')
         ticks = "".join(f"M{scale(start + t):.1f} {y - lane / 2 + 1:.1f}v{lane - 2}" for t in sample.arrivals())
-        body.append(f'<path class="lane" data-tokens="{sample.text_events}" d="{ticks or "M0 0"}">'
+        body.append(f'<path class="lane" data-tokens="{sample.text_events}" d="{ticks}">'
                     f"<title>stream {row + 1}: {sample.text_events} tokens, TTFT {ms(sample.ttft)}"
                     f"{', ' + escape(sample.error) if sample.error else ''}</title></path>")
         if sample.ttfb is not None:
