@@ -49,6 +49,7 @@ from .exceptions import (
     UsageError,
 )
 from .metrics import StreamMetrics
+from .monitor import LatencyMonitor
 from .retry import RetryPolicy
 from .transport import Timeout
 
@@ -63,6 +64,7 @@ __all__ = [
     "Accumulator",
     "Snapshot",
     "StreamMetrics",
+    "LatencyMonitor",
     "Event",
     "TextDelta",
     "ThinkingDelta",

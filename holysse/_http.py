@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from .client import Client
     from .dialects.base import Dialect
 
-__all__ = ["check_response"]
+__all__ = ["check_response", "read_json"]
 
 _REQUEST_ID_HEADERS = ("x-request-id", "request-id", "openai-request-id", "anthropic-request-id", "cf-ray")
 _EXCERPT = 500
@@ -35,6 +35,34 @@ def check_response(response: Response, client: Client, dialect: Dialect) -> None
             raise _not_a_stream(response, content_type, client)
         return
     raise _status_error(response, client, dialect)
+
+
+def read_json(response: Response, client: Client, dialect: Dialect, limit: int = 16 << 20) -> Any:
+    """The JSON body of a 2xx answer (at most ``limit`` bytes read); the right
+    holysse error for an error status or a body that is not JSON (an HTML
+    page, say)."""
+    status = response.status_code
+    if not 200 <= status < 300:
+        raise _status_error(response, client, dialect)
+    content_type = response.headers.get("content-type", "")
+    body = response.read_text(limit)
+    if "json" in content_type.lower():
+        try:
+            return json.loads(body)
+        except ValueError:
+            pass
+    if body.lstrip()[:1] == "<":
+        what = f"an HTML page (Content-Type {content_type or 'none'!r}), not the API"
+        advice = "base_url probably points at a website, a login portal or a captive proxy"
+    else:
+        what = f"Content-Type {content_type or 'none'!r}, not JSON"
+        advice = "is base_url pointing at an OpenAI-compatible API?"
+    raise ProtocolError(
+        f"{client.base_url} answered {status} with {what}; {advice} (such a base URL usually ends in /v1). "
+        f"Body starts: {body[:120]!r}",
+        status_code=status,
+        body_excerpt=body[:_EXCERPT],
+    )
 
 
 def _not_a_stream(response: Response, content_type: str, client: Client) -> HolySSEError:

@@ -119,6 +119,7 @@ class StreamLoop:
             raise
         finally:
             self.metrics.ended = time.monotonic()
+            self.metrics.error = None if error is None else type(error).__name__
             acc.finish(error)
             on_finished()
 

@@ -15,12 +15,12 @@ from typing import Any, Callable, Sequence, TextIO
 
 from . import __version__
 from .client import Client
-from .events import Reconnecting, Reset, Resumed
+from .events import Event, Reconnecting, Reset, Resumed
 from .exceptions import HolySSEError
 from .retry import RetryPolicy
 from .transport import Timeout
 
-__all__ = ["main", "build_parser"]
+__all__ = ["main", "build_parser", "register", "Console", "event_status"]
 
 #: Extra subcommands: name -> (help, add_arguments, run). Filled by modules
 #: that add commands (see :func:`register`).
@@ -58,6 +58,18 @@ class Console:
         prefix = "\n" if newline_first else ""
         self.err.write(f"{prefix}\x1b[2m{line}\x1b[0m\n" if self.color else f"{prefix}{line}\n")
         self.err.flush()
+
+
+def event_status(event: Event) -> str | None:
+    """The status line for a reconnect event (``None`` for other events)."""
+    if isinstance(event, Reconnecting):
+        return f"↻ cut: {event.reason} — reconnecting in {event.delay:.2f}s (attempt {event.attempt})"
+    if isinstance(event, Resumed):
+        resent = f", {event.resent_chars} characters re-sent and dropped" if event.resent_chars else ""
+        return f"↳ resumed by {event.strategy}{resent}"
+    if isinstance(event, Reset):
+        return f"⟲ reset: {event.reason}"
+    return None
 
 
 # -- demo ---------------------------------------------------------------------
@@ -114,14 +126,9 @@ def _run_demo(client: Client, server: Any, body: dict[str, Any], args: argparse.
     failure: HolySSEError | None = None
     try:
         for event in stream:
-            if isinstance(event, Reconnecting):
-                console.status(f"↻ cut: {event.reason} — reconnecting in {event.delay:.2f}s "
-                               f"(attempt {event.attempt})", newline_first=True)
-            elif isinstance(event, Resumed):
-                console.status(f"↳ resumed by {event.strategy}"
-                               + (f", {event.resent_chars} characters re-sent and dropped" if event.resent_chars else ""))
-            elif isinstance(event, Reset):
-                console.status(f"⟲ reset: {event.reason}", newline_first=True)
+            line = event_status(event)
+            if line is not None:
+                console.status(line, newline_first=not isinstance(event, Resumed))
             elif event.text and not args.quiet:
                 console.text(event.text)
     except HolySSEError as exc:

@@ -18,14 +18,14 @@ from urllib.parse import urlsplit
 from ._loop import StreamLoop
 from .accumulator import Accumulator, Snapshot
 from .dialects import get_dialect
-from .dialects.base import Dialect, Endpoint
+from .dialects.base import Dialect, Endpoint, join_url
 from .dialects.profiles import PROFILES, ProviderProfile, guess_profile
 from .events import Event, Reset, ToolCall, Usage
-from .exceptions import StreamDiverged, UsageError
+from .exceptions import ProtocolError, StreamDiverged, UsageError
 from .metrics import StreamMetrics
 from .resume import check_strategy
 from .retry import RetryPolicy
-from .transport import RequestsTransport, Timeout, Transport, is_loopback
+from .transport import HTTPRequest, RequestsTransport, Timeout, Transport, is_loopback
 
 __all__ = ["Client", "Stream", "DEFAULT_BASE_URL", "API_KEY_ENV"]
 
@@ -178,6 +178,28 @@ class Client:
         )
         return Stream(loop, Accumulator(on_text=on_text, on_event=on_event), self.on_metrics)
 
+    def models(self, *, timeout: Timeout | float | tuple[float | None, float | None] | None = None) -> list[str]:
+        """The ids of the models ``GET {base_url}/models`` lists (the OpenAI
+        and Anthropic shape, ``{"data": [{"id": ...}, ...]}``).
+
+        :raises ConnectError: the server cannot be reached.
+        :raises AuthenticationError: 401 or 403.
+        :raises HTTPStatusError: another error status (404: no such endpoint).
+        :raises ProtocolError: the answer is not a JSON model list (an HTML page, say).
+        """
+        from ._http import read_json
+
+        if self._closed:
+            raise UsageError("This Client is closed; create a new one.")
+        headers = {**_model_list_headers(self.dialect.name, self._api_key), **self.headers}
+        request = HTTPRequest("GET", join_url(self.base_url, "models"), headers)
+        response = self._transport.open(request, Timeout.from_value(timeout) if timeout is not None else self.timeout)
+        try:
+            payload = read_json(response, self, self.dialect)
+        finally:
+            response.close()
+        return _model_ids(payload, self.base_url)
+
     def close(self) -> None:
         """Release pooled connections. Streams already running finish first."""
         with self._lock:
@@ -271,6 +293,17 @@ class Stream:
             except ValueError:
                 pass  # running in another thread: the aborted read ends it there
 
+    def display(self, *, interval: float = 0.1) -> None:
+        """Read the stream, rendering the answer live in a Jupyter cell
+        (Markdown, updated in place, with a status line). Needs IPython; see
+        :func:`holysse.notebook.display`.
+
+        :raises HolySSEError: the error that ended the stream, after it was shown.
+        """
+        from .notebook import display
+
+        display(self, interval=interval)
+
     def final(self, timeout: float | None = None) -> Snapshot:
         """Block until the stream is done and return the complete result.
         Reads the stream itself if nobody iterates it.
@@ -329,6 +362,22 @@ def _profile(provider: ProviderProfile | str | None, base_url: str, dialect: str
         return PROFILES[provider]
     except KeyError:
         raise UsageError(f"Unknown provider {provider!r}; use one of {sorted(PROFILES)} or a ProviderProfile.") from None
+
+
+def _model_list_headers(dialect: str, api_key: str | None) -> dict[str, str]:
+    headers = {"Accept": "application/json"}
+    if api_key and dialect == "anthropic":
+        headers.update({"x-api-key": api_key, "anthropic-version": "2023-06-01"})
+    elif api_key:
+        headers["Authorization"] = f"Bearer {api_key}"
+    return headers
+
+
+def _model_ids(payload: Any, base_url: str) -> list[str]:
+    items = payload.get("data") if isinstance(payload, dict) else payload
+    if not isinstance(items, list):
+        raise ProtocolError(f"{base_url}/models answered JSON without a model list ('data'): {str(payload)[:120]!r}")
+    return [str(item["id"]) for item in items if isinstance(item, dict) and "id" in item]
 
 
 def _check_headers(headers: Mapping[str, str]) -> None:

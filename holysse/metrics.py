@@ -25,7 +25,8 @@ class StreamMetrics:
     per strategy (``"retry"`` for attempts before any answer arrived).
     ``resent_chars`` and ``wasted_output_tokens`` count what servers sent again
     (verified and dropped); ``reread_input_tokens`` is the prompt read again by
-    resumed requests (from their usage, when reported).
+    resumed requests (from their usage, when reported). ``error`` is the class
+    name of the exception that ended the stream (``None`` when it completed).
     """
 
     started: float = 0.0
@@ -44,6 +45,7 @@ class StreamMetrics:
     billed_input_tokens: int = 0
     billed_output_tokens: int = 0
     cost: Any = None
+    error: str | None = None
     _last_text_at: float | None = field(default=None, repr=False)
 
     @property
@@ -106,6 +108,7 @@ class StreamMetrics:
             "wasted_output_tokens": self.wasted_output_tokens,
             "reread_input_tokens": self.reread_input_tokens,
             "cost": self.cost,
+            "error": self.error,
         }
 
     def __str__(self) -> str:
