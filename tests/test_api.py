@@ -24,7 +24,7 @@ def test_exported_names_are_pinned() -> None:
         "ToolCall", "Usage", "Finished", "Reconnecting", "Resumed", "Reset", "HolySSEError", "TransportError",
         "ConnectError", "ReadTimeout", "StreamInterrupted", "HTTPStatusError", "AuthenticationError",
         "RateLimitError", "ProtocolError", "ProviderError", "StreamDiverged", "StreamClosed",
-        "RetriesExhausted", "UsageError",
+        "RetriesExhausted", "UsageError", "LatencyMonitor",
     ])
     for name in holysse.__all__:
         assert getattr(holysse, name) is not None
