@@ -221,13 +221,38 @@ def _translate_open_error(exc: requests.RequestException, url: str) -> exc_.Holy
 
 
 def _reason(exc: BaseException) -> str:
-    """The innermost readable cause, without URLs full of noise."""
-    inner: BaseException = exc
-    while inner.args and isinstance(inner.args[0], BaseException):
-        inner = inner.args[0]
-    if isinstance(inner, urllib3.exceptions.MaxRetryError) and inner.reason is not None:
-        inner = inner.reason
-    return f"{type(inner).__name__}: {inner}"
+    """The innermost cause of a requests/urllib3 error, in a few words."""
+    inner, seen = exc, {id(exc)}
+    while True:
+        nested: BaseException | None = None
+        if isinstance(inner, urllib3.exceptions.MaxRetryError) and inner.reason is not None:
+            nested = inner.reason
+        elif inner.args and isinstance(inner.args[-1], BaseException):
+            nested = inner.args[-1]  # requests wraps urllib3's error; urllib3 wraps (message, cause)
+        if nested is None or id(nested) in seen:
+            break
+        seen.add(id(nested))
+        inner = nested
+    return _describe(inner)
+
+
+_PLAIN_CAUSES: tuple[tuple[type[BaseException], str], ...] = (
+    (ConnectionResetError, "connection reset by the peer"),
+    (ConnectionRefusedError, "connection refused"),
+    (BrokenPipeError, "the peer closed the connection"),
+    (socket.gaierror, "the host name could not be resolved"),
+)
+
+
+def _describe(cause: BaseException) -> str:
+    for kind, words in _PLAIN_CAUSES:
+        if isinstance(cause, kind):
+            return f"{words} ({type(cause).__name__})"
+    name = type(cause).__name__
+    if name == "IncompleteRead":
+        return "the connection closed in the middle of the body (IncompleteRead)"
+    text = str(cause)
+    return f"{name}: {text}" if text else name
 
 
 class _RequestsResponse:
