@@ -19,7 +19,7 @@ import logging
 from ._version import __version__
 from .accumulator import Accumulator, Snapshot
 from .client import Client, Stream
-from .dialects.profiles import PROFILES, ProviderProfile
+from .dialects.profiles import PROFILES, ProfileRule, ProviderProfile
 from .events import (
     Event,
     Finished,
@@ -48,7 +48,8 @@ from .exceptions import (
     TransportError,
     UsageError,
 )
-from .metrics import StreamMetrics
+from .metrics import StreamMetrics, TokenCount
+from .pricing import Cost, Price, PriceTable
 from .retry import RetryPolicy
 from .transport import Timeout
 
@@ -59,7 +60,12 @@ __all__ = [
     "RetryPolicy",
     "Timeout",
     "ProviderProfile",
+    "ProfileRule",
     "PROFILES",
+    "PriceTable",
+    "Price",
+    "Cost",
+    "TokenCount",
     "Accumulator",
     "Snapshot",
     "StreamMetrics",

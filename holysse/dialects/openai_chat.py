@@ -10,15 +10,14 @@ Only choice 0 is read. An ``{"error": ...}`` object inside the stream becomes
 
 from __future__ import annotations
 
-import json
 import logging
 from typing import Any
 
 from ..events import Event, Finished, TextDelta, ThinkingDelta, ToolCallDelta, Usage
-from ..exceptions import ProtocolError, ProviderError
+from ..exceptions import ProviderError
 from ..transport import HTTPRequest
 from ..wire import ServerSentEvent
-from .base import Dialect, Endpoint, ResumeState, join_url
+from .base import Dialect, Endpoint, ResumeState, event_json, join_url
 from .profiles import ProviderProfile
 
 __all__ = ["OpenAIChat", "ChatParser", "provider_error"]
@@ -44,15 +43,7 @@ class ChatParser:
         if data == "[DONE]":
             self.done = True
             return []
-        try:
-            obj = json.loads(data)
-        except ValueError:
-            raise ProtocolError(
-                f"Malformed JSON in a stream event ({len(data)} characters, starts {data[:60]!r}).",
-                retryable=True,
-            ) from None
-        if not isinstance(obj, dict):
-            raise ProtocolError(f"Expected a JSON object in a stream event, got {type(obj).__name__}.", retryable=True)
+        obj = event_json(data)
         if obj.get("error"):
             raise provider_error(obj["error"])
         events: list[Event] = []
@@ -71,6 +62,13 @@ class ChatParser:
         if sse.id:
             self.cursor = sse.id
         return events
+
+    def resumed(self) -> ChatParser:
+        """Chat events carry everything they refer to: a fresh parser that
+        keeps the cursor."""
+        parser = ChatParser()
+        parser.cursor = self.cursor
+        return parser
 
 
 def _choice_events(choice: dict[str, Any], events: list[Event]) -> None:
