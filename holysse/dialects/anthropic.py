@@ -37,7 +37,7 @@ from ..events import Event, Finished, TextDelta, ThinkingDelta, ToolCallDelta, U
 from ..exceptions import ProviderError
 from ..transport import HTTPRequest
 from ..wire import ServerSentEvent
-from .base import Dialect, Endpoint, ResumeState, content_text, event_json, join_url
+from .base import Dialect, Endpoint, ResumeState, content_text, event_json, streaming_post, with_last_event_id
 from .profiles import ProviderProfile
 
 __all__ = ["Anthropic", "AnthropicParser", "ANTHROPIC_VERSION"]
@@ -191,15 +191,11 @@ class Anthropic(Dialect):
 
     def build_request(self, endpoint: Endpoint, body: dict[str, Any]) -> HTTPRequest:
         payload = dict(body)
-        payload["stream"] = True
         if "max_tokens" not in payload:
             payload["max_tokens"] = payload.pop("max_completion_tokens", None) or self.default_max_tokens
         _lift_system_messages(payload)
-        headers = {"Accept": "text/event-stream", "anthropic-version": ANTHROPIC_VERSION}
-        if endpoint.api_key:
-            headers["x-api-key"] = endpoint.api_key
-        headers.update(endpoint.headers)
-        return HTTPRequest("POST", join_url(endpoint.base_url, "messages"), headers, payload)
+        return streaming_post(endpoint, "messages", payload, key_header="x-api-key", key_prefix="",
+                              headers={"anthropic-version": ANTHROPIC_VERSION})
 
     def parser(self) -> AnthropicParser:
         return AnthropicParser()
@@ -220,7 +216,7 @@ class Anthropic(Dialect):
         self, original: HTTPRequest, strategy: str, state: ResumeState, profile: ProviderProfile
     ) -> tuple[HTTPRequest, str]:
         if strategy == "cursor":
-            return original.replace(headers={"Last-Event-ID": str(state.cursor)}), ""
+            return with_last_event_id(original, state), ""
         if strategy == "prefill":
             return _prefill(original, state)
         return original, ""

@@ -19,7 +19,10 @@ from ..transport import HTTPRequest
 from ..wire import ServerSentEvent
 from .profiles import ProviderProfile
 
-__all__ = ["Endpoint", "ResumeState", "Parser", "Dialect", "join_url", "event_json", "content_text"]
+__all__ = [
+    "Endpoint", "ResumeState", "Parser", "Dialect", "join_url", "streaming_post", "with_last_event_id", "event_json",
+    "content_text",
+]
 
 
 @dataclass(frozen=True)
@@ -109,6 +112,34 @@ class Dialect(ABC):
 def join_url(base_url: str, path: str) -> str:
     """``base_url`` + ``path`` with exactly one slash between them."""
     return base_url.rstrip("/") + "/" + path.lstrip("/")
+
+
+def streaming_post(
+    endpoint: Endpoint,
+    path: str,
+    payload: dict[str, Any],
+    *,
+    key_header: str = "Authorization",
+    key_prefix: str = "Bearer ",
+    headers: Mapping[str, str] | None = None,
+) -> HTTPRequest:
+    """``POST {base_url}/{path}`` of ``payload`` with ``"stream": true``.
+
+    :param key_header: the header carrying the key (``key_prefix`` + key),
+        sent only when there is a key.
+    :param headers: the dialect's own headers; the endpoint's (the
+        caller's) headers override them.
+    """
+    sent = {"Accept": "text/event-stream", **(headers or {})}
+    if endpoint.api_key:
+        sent[key_header] = key_prefix + endpoint.api_key
+    sent.update(endpoint.headers)
+    return HTTPRequest("POST", join_url(endpoint.base_url, path), sent, {**payload, "stream": True})
+
+
+def with_last_event_id(original: HTTPRequest, state: ResumeState) -> HTTPRequest:
+    """``original`` sent again with ``Last-Event-ID``: the SSE cursor resume."""
+    return original.replace(headers={"Last-Event-ID": str(state.cursor)})
 
 
 def event_json(data: str) -> dict[str, Any]:

@@ -17,7 +17,7 @@ from ..events import Event, Finished, TextDelta, ThinkingDelta, ToolCallDelta, U
 from ..exceptions import ProviderError
 from ..transport import HTTPRequest
 from ..wire import ServerSentEvent
-from .base import Dialect, Endpoint, ResumeState, event_json, join_url
+from .base import Dialect, Endpoint, ResumeState, event_json, streaming_post, with_last_event_id
 from .profiles import ProviderProfile
 
 __all__ = ["OpenAIChat", "ChatParser", "provider_error"]
@@ -131,13 +131,8 @@ class OpenAIChat(Dialect):
 
     def build_request(self, endpoint: Endpoint, body: dict[str, Any]) -> HTTPRequest:
         payload = dict(body)
-        payload["stream"] = True
         payload.setdefault("stream_options", {"include_usage": True})
-        headers = {"Accept": "text/event-stream"}
-        if endpoint.api_key:
-            headers["Authorization"] = f"Bearer {endpoint.api_key}"
-        headers.update(endpoint.headers)
-        return HTTPRequest("POST", join_url(endpoint.base_url, "chat/completions"), headers, payload)
+        return streaming_post(endpoint, "chat/completions", payload)
 
     def parser(self) -> ChatParser:
         return ChatParser()
@@ -153,7 +148,7 @@ class OpenAIChat(Dialect):
         self, original: HTTPRequest, strategy: str, state: ResumeState, profile: ProviderProfile
     ) -> tuple[HTTPRequest, str]:
         if strategy == "cursor":
-            return original.replace(headers={"Last-Event-ID": str(state.cursor)}), ""
+            return with_last_event_id(original, state), ""
         if strategy == "prefill":
             return original.replace(json=_prefill_body(original.json, state, profile)), ""
         return original, ""

@@ -34,7 +34,7 @@ from urllib.parse import quote
 from ..events import Event, Finished, TextDelta, ThinkingDelta, ToolCallDelta, Usage
 from ..transport import HTTPRequest
 from ..wire import ServerSentEvent
-from .base import Dialect, Endpoint, ResumeState, event_json, join_url
+from .base import Dialect, Endpoint, ResumeState, event_json, streaming_post
 from .openai_chat import provider_error
 from .profiles import ProviderProfile
 
@@ -179,17 +179,12 @@ class OpenAIResponses(Dialect):
 
     def build_request(self, endpoint: Endpoint, body: dict[str, Any]) -> HTTPRequest:
         payload = dict(body)
-        payload["stream"] = True
         if "input" not in payload and "messages" in payload:
             payload["input"] = payload.pop("messages")
         for alias in ("max_completion_tokens", "max_tokens"):
             if alias in payload and "max_output_tokens" not in payload:
                 payload["max_output_tokens"] = payload.pop(alias)
-        headers = {"Accept": "text/event-stream"}
-        if endpoint.api_key:
-            headers["Authorization"] = f"Bearer {endpoint.api_key}"
-        headers.update(endpoint.headers)
-        return HTTPRequest("POST", join_url(endpoint.base_url, "responses"), headers, payload)
+        return streaming_post(endpoint, "responses", payload)
 
     def parser(self) -> ResponsesParser:
         return ResponsesParser()
