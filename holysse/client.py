@@ -163,6 +163,9 @@ class Client:
         the request body (``model``, ``messages``, ``temperature``, ``seed``,
         ``tools``, ...). Nothing is sent until the stream is iterated.
 
+        :param dialect: this stream's dialect (``"openai-chat"``,
+            ``"anthropic"``, ``"openai-responses"``), instead of the client's.
+        :param resume: this stream's resume strategy, instead of the client's.
         :raises UsageError: for a closed client or bad arguments.
         """
         if self._closed:

@@ -19,6 +19,7 @@ version numbers: ``anthropic/claude-sonnet-4.5`` finds ``claude-sonnet-4-5``.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import re
@@ -154,6 +155,12 @@ class Cost:
             return f"unknown (no price for model {self.model!r}; pass Client(prices=...))"
         approx = "≈" if self.tokens.estimated else ""
         return f"{approx}{_usd(self.total)} (answer {_usd(self.answer)} + resume waste {_usd(self.waste)})"
+
+    def as_dict(self) -> dict[str, Any]:
+        """The figures as plain JSON values (amounts as strings, ``None`` when unknown)."""
+        amounts = {name: None if value is None else str(value.quantize(_SHOWN))
+                   for name, value in (("total", self.total), ("answer", self.answer), ("waste", self.waste))}
+        return {"model": self.model, "currency": "USD", **amounts, **dataclasses.asdict(self.tokens)}
 
     def breakdown(self) -> str:
         """The figures behind the amounts, one line."""

@@ -12,7 +12,11 @@ import pytest
 
 import holysse
 from holysse import ProfileRule, Reconnecting, Resumed
+from holysse.dialects.anthropic import AnthropicParser
+from holysse.dialects.openai_responses import ResponsesParser
 from holysse.dialects.profiles import PROFILES, guess_profile
+from holysse.events import Finished, TextDelta, ToolCallDelta
+from holysse.wire import ServerSentEvent
 from holysse.testing import FakeServer, Fault, RecordedRequest
 
 from .conftest import Sleeps, make_client
@@ -137,6 +141,40 @@ def test_a_cursor_resume_that_is_never_possible_is_not_tried_again(sleeps: Sleep
         assert stream.final().text == server.expected_text(RESPONSES)
         assert [r.method for r in server.requests] == ["POST", "GET", "POST", "POST"]
     assert stream.metrics.reconnects == {"cursor": 1, "replay": 2}
+
+
+def feed(parser: Any, *events: dict[str, Any]) -> list[Any]:
+    return [out for event in events for out in parser.feed(ServerSentEvent(data=json.dumps(event)))]
+
+
+def test_anthropic_parser_tolerates_whole_tool_input_and_unknown_events() -> None:
+    events = feed(
+        AnthropicParser(),
+        {"type": "content_block_start", "index": 0, "content_block": {"type": "redacted_thinking", "data": "x"}},
+        {"type": "content_block_start", "index": 1,
+         "content_block": {"type": "tool_use", "id": "toolu_1", "name": "f", "input": {"a": [1, "é"]}}},
+        {"type": "content_block_delta", "index": 1, "delta": {"type": "citations_delta", "citation": {}}},
+        {"type": "content_block_stop", "index": 1},
+        {"type": "some_future_event"},
+        {"type": "content_block_delta", "index": 7, "delta": {"type": "input_json_delta", "partial_json": "{"}},
+    )
+    assert events == [ToolCallDelta(0, "toolu_1", "f", ""), ToolCallDelta(0, None, None, '{"a":[1,"é"]}')]
+    with pytest.raises(holysse.ProtocolError, match="Malformed JSON") as info:
+        AnthropicParser().feed(ServerSentEvent(data='{"type": "content_blo'))
+    assert info.value.retryable
+
+
+def test_responses_parser_refusals_and_unknown_items() -> None:
+    parser = ResponsesParser()
+    events = feed(
+        parser,
+        {"type": "response.created", "sequence_number": 0, "response": {"id": "resp_1", "background": True}},
+        {"type": "response.refusal.delta", "sequence_number": 1, "delta": "I can't help with that."},
+        {"type": "response.function_call_arguments.delta", "sequence_number": 2, "item_id": "fc_x", "delta": "{"},
+        {"type": "response.completed", "sequence_number": 3, "response": {"status": "completed"}},
+    )
+    assert events == [TextDelta("I can't help with that."), Finished("stop")]
+    assert parser.done and str(parser.cursor) == "resp_1@3"
 
 
 # -- provider profiles ----------------------------------------------------------

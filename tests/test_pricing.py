@@ -76,6 +76,9 @@ def test_cost_by_hand() -> None:
     assert cost.total == Decimal("0.0145")
     assert str(cost) == "$0.014500 (answer $0.008500 + resume waste $0.006000)"
     assert "≈" in str(Cost("gpt-4.1", TokenCount(1, 1, estimated=True), cost.price))
+    figures = json.loads(json.dumps(cost.as_dict()))
+    assert figures["total"] == "0.014500" and figures["reread_input_tokens"] == 2400 and figures["currency"] == "USD"
+    assert PriceTable().cost("nobody", tokens).as_dict()["total"] is None
 
 
 def test_tokens_follow_generations_across_connections() -> None:
