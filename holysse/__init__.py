@@ -19,7 +19,7 @@ import logging
 from ._version import __version__
 from .accumulator import Accumulator, Snapshot
 from .client import Client, Stream
-from .dialects.profiles import PROFILES, ProviderProfile
+from .dialects.profiles import PROFILES, ProfileRule, ProviderProfile
 from .events import (
     Event,
     Finished,
@@ -48,8 +48,9 @@ from .exceptions import (
     TransportError,
     UsageError,
 )
-from .metrics import StreamMetrics
+from .metrics import StreamMetrics, TokenCount
 from .monitor import LatencyMonitor
+from .pricing import Cost, Price, PriceTable
 from .retry import RetryPolicy
 from .transport import Timeout
 
@@ -60,7 +61,12 @@ __all__ = [
     "RetryPolicy",
     "Timeout",
     "ProviderProfile",
+    "ProfileRule",
     "PROFILES",
+    "PriceTable",
+    "Price",
+    "Cost",
+    "TokenCount",
     "Accumulator",
     "Snapshot",
     "StreamMetrics",

@@ -15,11 +15,12 @@ import time
 from typing import TYPE_CHECKING, Any, Callable, Generator, Iterator
 
 from .accumulator import Accumulator
-from .dialects.base import Dialect, ResumeState
+from .dialects.base import Dialect, Parser, ResumeState
 from .dialects.profiles import ProviderProfile
 from .events import Event, Reconnecting, Reset, Resumed, TextDelta, ThinkingDelta, ToolCallDelta, Usage
 from .exceptions import (
     HolySSEError,
+    HTTPStatusError,
     RetriesExhausted,
     StreamClosed,
     StreamInterrupted,
@@ -36,6 +37,15 @@ if TYPE_CHECKING:
 __all__ = ["StreamLoop"]
 
 logger = logging.getLogger(__name__)
+
+#: Statuses that refuse a cursor or prefill resume for good (an expired
+#: background response, a model that does not take a prefill): the stream
+#: falls back to the next strategy instead of failing.
+_REFUSED = frozenset({400, 404, 410, 422})
+
+
+class _ResumeRefused(ResumeMismatch):
+    """The server refused a cursor or prefill resume request."""
 
 
 class _Mark:
@@ -88,6 +98,8 @@ class StreamLoop:
         self._strategy = "first"
         self._filter: ResendFilter | None = None
         self._waste_base = (0, 0)
+        self._parser: Parser | None = None
+        self._refused: set[str] = set()
 
     # -- public -------------------------------------------------------------
 
@@ -118,6 +130,7 @@ class StreamLoop:
                 exc.partial = acc.text
             raise
         finally:
+            self._settle_cost()
             self.metrics.ended = time.monotonic()
             self.metrics.error = None if error is None else type(error).__name__
             acc.finish(error)
@@ -135,8 +148,13 @@ class StreamLoop:
                 yield from self._connection(acc, request, flt)
                 return
             except ResumeMismatch as mismatch:
-                logger.info("%s; falling back to replay", mismatch)
-                request, flt, strategy = self._resume_with("replay", acc)
+                if isinstance(mismatch, _ResumeRefused):
+                    self._refused.add(strategy)
+                fallback = self._choose_strategy(acc, after=strategy)
+                reason = f"{mismatch}; falling back to {fallback}"
+                logger.info("%s", reason)
+                yield Reconnecting(max(failures, 1), 0.0, reason)
+                request, flt, strategy = self._resume_with(fallback, acc)
                 continue
             except HolySSEError as exc:
                 if self._closed.is_set():
@@ -213,14 +231,18 @@ class StreamLoop:
             thinking=acc.thinking,
         )
 
-    def _choose_strategy(self, acc: Accumulator) -> str:
+    def _choose_strategy(self, acc: Accumulator, after: str | None = None) -> str:
+        """The strategy for the next connection; ``after``: one that just
+        failed, so only those after it (in :data:`STRATEGIES` order) qualify."""
         if not self._content_events:
             return "retry"
         state = self._state(acc)
-        wanted = STRATEGIES if self._resume == "auto" else (self._resume, *STRATEGIES)
+        wanted: tuple[str, ...] = STRATEGIES if self._resume == "auto" else (self._resume, *STRATEGIES)
+        if after in STRATEGIES:
+            wanted = STRATEGIES[STRATEGIES.index(after) + 1:]
         for name in wanted:
             allowed = self._resume != "auto" or name in self._provider.strategies or name == "replay"
-            if allowed and self._dialect.supports(name, state, self._provider):
+            if allowed and name not in self._refused and self._dialect.supports(name, state, self._provider):
                 return name
         return "replay"
 
@@ -254,6 +276,7 @@ class StreamLoop:
         """The server ignored the cursor and started the answer over: check
         and drop all of it, as for a replay."""
         logger.info("The server ignored the resume cursor and started over; treating it as a replay")
+        self.metrics.leg_restarted()
         self._fold_waste()
         state = self._state(acc)
         flt = ResendFilter(self._expectation("replay", acc, ""), "replay", self._on_divergence, state.text)
@@ -280,7 +303,8 @@ class StreamLoop:
         response = self._open(request)
         complete = False
         try:
-            check_response(response, self._client, self._dialect)
+            self._check(response)
+            self.metrics.begin_leg(self._strategy, self._content_events)
             if self.metrics.total_reconnects:
                 yield self._resumed(flt)
             yield from self._read(acc, response, flt)
@@ -289,6 +313,14 @@ class StreamLoop:
             with self._response_lock:
                 self._response = None
             response.close(complete=complete)
+
+    def _check(self, response: Response) -> None:
+        try:
+            check_response(response, self._client, self._dialect)
+        except HTTPStatusError as exc:
+            if self._strategy in ("cursor", "prefill") and getattr(exc, "status_code", 0) in _REFUSED:
+                raise _ResumeRefused(f"The server refused the {self._strategy} resume: {exc}") from exc
+            raise
 
     def _open(self, request: HTTPRequest) -> Response:
         timeout = self._timeout
@@ -308,7 +340,7 @@ class StreamLoop:
 
     def _read(self, acc: Accumulator, response: Response, flt: ResendFilter | None) -> Iterator[Event]:
         decoder = SSEDecoder(max_event_bytes=self._client.max_event_bytes)
-        parser = self._dialect.parser()
+        parser = self._next_parser()
         metrics = self.metrics
         watch_restart = self._strategy == "cursor"
         for chunk in response.iter_bytes():
@@ -345,6 +377,14 @@ class StreamLoop:
             last_event_id=decoder.last_event_id,
         )
 
+    def _next_parser(self) -> Parser:
+        """A fresh parser, or for a cursor resume the last one, continued (it
+        knows the blocks and tool calls that later events refer to)."""
+        resumed = getattr(self._parser, "resumed", None)
+        parser: Parser = resumed() if self._strategy == "cursor" and resumed is not None else self._dialect.parser()
+        self._parser = parser
+        return parser
+
     def _move_cursor(self, acc: Accumulator, cursor: Any) -> None:
         self._cursor = cursor
         self._mark = _Mark(len(acc), self._thinking_len, self._tool_lens)
@@ -362,18 +402,19 @@ class StreamLoop:
             if event.index not in self._tool_names or event.name:
                 self._tool_names[event.index] = event.name or self._tool_names.get(event.index)
         elif isinstance(event, Usage):
-            self._count_usage(event)
+            self.metrics.record_usage(event)
         elif isinstance(event, Reset):
             self._reset()
         acc.add(event)
         return event
 
-    def _count_usage(self, usage: Usage) -> None:
-        metrics = self.metrics
-        metrics.billed_input_tokens += usage.input_tokens or 0
-        metrics.billed_output_tokens += usage.output_tokens or 0
-        if metrics.total_reconnects:
-            metrics.reread_input_tokens += usage.input_tokens or 0
+    def _settle_cost(self) -> None:
+        """Count the answer's tokens and waste, and price them."""
+        tokens = self.metrics.tokens(self._content_events)
+        self.metrics.reread_input_tokens = tokens.reread_input_tokens
+        body = self._original.json
+        model = body.get("model") if isinstance(body, dict) else None
+        self.metrics.cost = self._client.prices.cost(model if isinstance(model, str) else None, tokens)
 
     def _reset(self) -> None:
         self.metrics.resets += 1

@@ -80,7 +80,8 @@ def _add_demo_arguments(parser: argparse.ArgumentParser) -> None:
         "--resume", default="auto", choices=("auto", "cursor", "prefill", "replay", "none"),
         help="how the cut stream continues (default: auto)",
     )
-    parser.add_argument("--dialect", default="openai-chat", help="openai-chat, anthropic or openai-responses")
+    parser.add_argument("--dialect", default="openai-chat", choices=tuple(_DEMO_MODELS),
+                        help="the API shape the fake server speaks (default: openai-chat)")
     parser.add_argument("--chars", type=int, default=1800, help="length of the answer in characters")
     parser.add_argument("--token-delay", type=float, default=0.003, help="seconds between tokens")
     parser.add_argument("--quiet", action="store_true", help="do not print the answer, only the summary")
@@ -92,7 +93,8 @@ def demo(args: argparse.Namespace, console: Console | None = None) -> int:
     from .testing.scenarios import demo_faults
 
     console = console or Console()
-    ids = args.resume != "prefill"
+    # Anthropic's API sends no SSE ids, so its demo resumes by prefill unless a cursor is asked for.
+    ids = args.resume == "cursor" or (args.resume != "prefill" and args.dialect != "anthropic")
     with FakeServer(answer_chars=args.chars, token_delay=args.token_delay, ids=ids, prefill=True) as server:
         body = _demo_body(args.dialect)
         faults = demo_faults(server, body, dialect=args.dialect)
@@ -109,11 +111,15 @@ def demo(args: argparse.Namespace, console: Console | None = None) -> int:
             return _run_demo(client, server, body, args, console)
 
 
+#: The model each demo dialect names (priced in :mod:`holysse.pricing`).
+_DEMO_MODELS = {"openai-chat": "gpt-4.1", "anthropic": "claude-sonnet-4-5", "openai-responses": "gpt-4.1"}
+
+
 def _demo_body(dialect: str) -> dict[str, Any]:
     prompt = "Explain, in a few paragraphs, why streams get cut and how a client should resume them."
     key = "input" if dialect == "openai-responses" else "messages"
     value: Any = prompt if key == "input" else [{"role": "user", "content": prompt}]
-    body: dict[str, Any] = {"model": "demo-model", key: value, "seed": 7, "temperature": 0.7}
+    body: dict[str, Any] = {"model": _DEMO_MODELS[dialect], key: value, "seed": 7, "temperature": 0.7}
     if dialect == "openai-responses":
         body["background"] = True
     if dialect == "anthropic":
@@ -133,7 +139,7 @@ def _run_demo(client: Client, server: Any, body: dict[str, Any], args: argparse.
                 console.text(event.text)
     except HolySSEError as exc:
         failure = exc
-    expected = server.expected_text(body)
+    expected = server.expected_text(body, dialect=args.dialect)
     _summary(console, stream, expected, failure)
     if failure is not None:
         return 0 if args.resume == "none" else 1
@@ -155,6 +161,8 @@ def _summary(console: Console, stream: Any, expected: str, failure: HolySSEError
     console.status(f"tokens/s        {'-' if tps is None else f'{tps:.0f}'}")
     if m.cost is not None:
         console.status(f"cost            {m.cost}")
+        if hasattr(m.cost, "breakdown"):
+            console.status(f"                {m.cost.breakdown()}")
     same = stream.text == expected
     console.status(f"received text   {len(stream.text)} characters; identical to the server's full answer "
                    f"({len(expected)} characters): {'yes' if same else 'NO'}")

@@ -12,22 +12,23 @@ import logging
 import os
 import threading
 import weakref
-from typing import Any, Callable, Generator, Iterator, Mapping
+from typing import Any, Callable, Generator, Iterator, Mapping, Sequence
 from urllib.parse import urlsplit
 
 from ._loop import StreamLoop
 from .accumulator import Accumulator, Snapshot
 from .dialects import get_dialect
 from .dialects.base import Dialect, Endpoint, join_url
-from .dialects.profiles import PROFILES, ProviderProfile, guess_profile
+from .dialects.profiles import PROFILES, ProfileRule, ProviderProfile, guess_profile
 from .events import Event, Reset, ToolCall, Usage
 from .exceptions import ProtocolError, StreamDiverged, UsageError
 from .metrics import StreamMetrics
+from .pricing import PriceSource, PriceTable
 from .resume import check_strategy
 from .retry import RetryPolicy
 from .transport import HTTPRequest, RequestsTransport, Timeout, Transport, is_loopback
 
-__all__ = ["Client", "Stream", "DEFAULT_BASE_URL", "API_KEY_ENV"]
+__all__ = ["Client", "Stream", "DialectStreams", "DEFAULT_BASE_URL", "API_KEY_ENV"]
 
 logger = logging.getLogger(__name__)
 
@@ -58,8 +59,15 @@ class Client:
         that :meth:`Stream.close` interrupts.
     :param dialect: ``"openai-chat"`` (default), ``"anthropic"`` or
         ``"openai-responses"``.
-    :param provider: a :class:`ProviderProfile` or a name from ``PROFILES``;
-        guessed from ``base_url`` when omitted.
+    :param provider: a :class:`ProviderProfile`, a name from ``PROFILES``, or
+        a sequence of :class:`ProfileRule` tried before the built-in ones;
+        when omitted, guessed per stream from ``base_url``, the model and the
+        dialect (see :mod:`holysse.dialects.profiles`).
+    :param prices: model prices for ``stream.metrics.cost``: a
+        :class:`~holysse.pricing.PriceTable`, a dict of model name ->
+        ``{"input": .., "output": ..}`` (USD per million tokens) or the path
+        of a JSON file with that dict; they add to and override the built-in
+        prices.
     :param transport: a :class:`Transport` to use instead of requests.
     :param max_event_bytes: the largest SSE event accepted.
     :param on_metrics: called with :class:`StreamMetrics` when each stream ends.
@@ -80,7 +88,8 @@ class Client:
         session: Any = None,
         sleep: Callable[[float], None] | None = None,
         dialect: str | Dialect = "openai-chat",
-        provider: ProviderProfile | str | None = None,
+        provider: ProviderProfile | str | Sequence[ProfileRule] | None = None,
+        prices: PriceSource = None,
         transport: Transport | None = None,
         max_event_bytes: int = 8 << 20,
         on_metrics: Callable[[StreamMetrics], None] | None = None,
@@ -97,7 +106,9 @@ class Client:
         self.headers = dict(headers or {})
         self.sleep = sleep
         self.dialect = get_dialect(dialect)
-        self.provider = _profile(provider, self.base_url, self.dialect.name)
+        self._provider = provider
+        self.provider = _profile(provider, self.base_url, self.dialect.name, None)
+        self.prices = PriceTable.load(prices)
         self.max_event_bytes = max_event_bytes
         self.on_metrics = on_metrics
         self._check_config(allow_insecure_http)
@@ -152,6 +163,9 @@ class Client:
         the request body (``model``, ``messages``, ``temperature``, ``seed``,
         ``tools``, ...). Nothing is sent until the stream is iterated.
 
+        :param dialect: this stream's dialect (``"openai-chat"``,
+            ``"anthropic"``, ``"openai-responses"``), instead of the client's.
+        :param resume: this stream's resume strategy, instead of the client's.
         :raises UsageError: for a closed client or bad arguments.
         """
         if self._closed:
@@ -165,7 +179,7 @@ class Client:
         _check_headers(headers)
         endpoint = Endpoint(self.base_url, self._api_key, {**self.headers, **headers})
         request = the_dialect.build_request(endpoint, body)
-        provider = self.provider if dialect is None else _profile(None, self.base_url, the_dialect.name)
+        provider = _profile(self._provider, self.base_url, the_dialect.name, body.get("model"))
         loop = StreamLoop(
             client=self,
             transport=self._transport,
@@ -200,6 +214,16 @@ class Client:
             response.close()
         return _model_ids(payload, self.base_url)
 
+    @property
+    def messages(self) -> DialectStreams:
+        """``client.messages.stream(...)``: stream in the Anthropic Messages dialect."""
+        return DialectStreams(self, "anthropic")
+
+    @property
+    def responses(self) -> DialectStreams:
+        """``client.responses.stream(...)``: stream in the OpenAI Responses dialect."""
+        return DialectStreams(self, "openai-responses")
+
     def close(self) -> None:
         """Release pooled connections. Streams already running finish first."""
         with self._lock:
@@ -213,6 +237,22 @@ class Client:
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
+
+
+class DialectStreams:
+    """``client.messages`` and ``client.responses``: :meth:`Client.stream`
+    with the dialect chosen by the attribute name."""
+
+    def __init__(self, client: Client, dialect: str) -> None:
+        self._client = client
+        self._dialect = dialect
+
+    def __repr__(self) -> str:
+        return f"<holysse.DialectStreams {self._dialect!r}>"
+
+    def stream(self, **kwargs: Any) -> Stream:
+        """:meth:`Client.stream` in this dialect (same arguments)."""
+        return self._client.stream(dialect=self._dialect, **kwargs)
 
 
 class Stream:
@@ -353,15 +393,22 @@ class Stream:
         return self.accumulator.done
 
 
-def _profile(provider: ProviderProfile | str | None, base_url: str, dialect: str) -> ProviderProfile:
+def _profile(
+    provider: ProviderProfile | str | Sequence[ProfileRule] | None, base_url: str, dialect: str, model: Any
+) -> ProviderProfile:
     if isinstance(provider, ProviderProfile):
         return provider
-    if provider is None:
-        return guess_profile(base_url, dialect=dialect)
-    try:
-        return PROFILES[provider]
-    except KeyError:
-        raise UsageError(f"Unknown provider {provider!r}; use one of {sorted(PROFILES)} or a ProviderProfile.") from None
+    if isinstance(provider, str):
+        try:
+            return PROFILES[provider]
+        except KeyError:
+            raise UsageError(
+                f"Unknown provider {provider!r}; use one of {sorted(PROFILES)}, a ProviderProfile or ProfileRules."
+            ) from None
+    rules = tuple(provider or ())
+    if not all(isinstance(rule, ProfileRule) for rule in rules):
+        raise UsageError("provider= takes a ProviderProfile, a name from PROFILES, or a sequence of ProfileRule.")
+    return guess_profile(base_url, model if isinstance(model, str) else None, dialect, rules)
 
 
 def _model_list_headers(dialect: str, api_key: str | None) -> dict[str, str]:

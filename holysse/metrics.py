@@ -12,7 +12,55 @@ import statistics
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["StreamMetrics"]
+from .events import Usage
+
+__all__ = ["StreamMetrics", "TokenCount", "Leg"]
+
+
+@dataclass(frozen=True)
+class TokenCount:
+    """The tokens one answer cost, split into the answer and resume waste.
+
+    :param input_tokens: the prompt, read once.
+    :param output_tokens: the answer, generated once.
+    :param cached_input_tokens: the part of ``input_tokens`` served from the
+        provider's prompt cache (when reported).
+    :param reread_input_tokens: prompt tokens read again by requests that
+        started a new generation after a cut (replay, prefill, retry): their
+        reported input, or the prompt's size when they were cut before
+        reporting; a prefill also reads the partial answer.
+    :param wasted_output_tokens: tokens generated again and dropped (a replay
+        regenerates what was delivered). Tokens generated on a connection
+        but lost in the cut cannot be seen and are not counted.
+    :param estimated: some figure was estimated (a connection reported no
+        usage: output counted as one token per content event, input as 0).
+    """
+
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cached_input_tokens: int = 0
+    reread_input_tokens: int = 0
+    wasted_output_tokens: int = 0
+    estimated: bool = False
+
+
+@dataclass
+class Leg:
+    """One connection that reached the model (its response was a stream).
+
+    :param strategy: how it was opened (``first``, ``retry``, ``cursor``,
+        ``prefill``, ``replay``).
+    :param delivered_before: content events delivered before it opened.
+    :param generation: it started a new generation (a cursor connection
+        continues the previous one, unless the server started over).
+    """
+
+    strategy: str
+    delivered_before: int
+    generation: bool
+    input_tokens: int | None = None
+    output_tokens: int | None = None
+    cached_input_tokens: int | None = None
 
 
 @dataclass
@@ -46,6 +94,8 @@ class StreamMetrics:
     billed_output_tokens: int = 0
     cost: Any = None
     error: str | None = None
+    #: Connections that reached the model, in order (for the token accounting).
+    legs: list[Leg] = field(default_factory=list, repr=False)
     _last_text_at: float | None = field(default=None, repr=False)
 
     @property
@@ -86,6 +136,59 @@ class StreamMetrics:
         self.text_events += 1
         self.chars += chars
 
+    # -- token accounting -----------------------------------------------------
+
+    def begin_leg(self, strategy: str, delivered_before: int) -> None:
+        """A connection opened with ``strategy`` got a stream from the server."""
+        self.legs.append(Leg(strategy, delivered_before, generation=strategy != "cursor"))
+
+    def leg_restarted(self) -> None:
+        """The current cursor connection started the answer over: it is a new
+        generation after all (the prompt was read again)."""
+        if self.legs:
+            self.legs[-1].generation = True
+
+    def record_usage(self, usage: Usage) -> None:
+        """A usage report for the current connection (a later report of the
+        same connection replaces the figures it gives)."""
+        if not self.legs:
+            self.begin_leg("first", 0)
+        leg = self.legs[-1]
+        if usage.input_tokens is not None:
+            leg.input_tokens = usage.input_tokens
+        if usage.output_tokens is not None:
+            leg.output_tokens = usage.output_tokens
+        if usage.cached_input_tokens is not None:
+            leg.cached_input_tokens = usage.cached_input_tokens
+        self.billed_input_tokens = sum(leg.input_tokens or 0 for leg in self.legs)
+        self.billed_output_tokens = sum(leg.output_tokens or 0 for leg in self.legs)
+
+    def tokens(self, delivered: int) -> TokenCount:
+        """The answer's tokens and the resume waste, from the usage reports.
+
+        A generation is a connection that made the model start (or restart)
+        the answer, with the cursor connections that continued it; its usage
+        is the last one reported on any of them.
+
+        :param delivered: content events delivered in total (the output
+            estimate when the final generation reported no usage).
+        """
+        generations = _generations(self.legs)
+        if not generations:
+            return TokenCount(output_tokens=delivered, wasted_output_tokens=self.wasted_output_tokens,
+                              estimated=True)
+        prompt, cached, estimated = _prompt(generations)
+        reread = 0
+        for generation in generations[1:]:
+            estimated = estimated or generation.input_tokens is None
+            reread += prompt if generation.input_tokens is None else generation.input_tokens
+        final = generations[-1]
+        if final.output_tokens is None:
+            output, estimated = delivered, True
+        else:
+            output = final.output_tokens + (final.delivered_before if final.strategy == "prefill" else 0)
+        return TokenCount(prompt, output, cached, reread, self.wasted_output_tokens, estimated)
+
     def copy(self) -> StreamMetrics:
         """A snapshot that will not change."""
         return _copy.deepcopy(self)
@@ -121,3 +224,29 @@ class StreamMetrics:
             f", {'-' if tps is None else f'{tps:.0f}'} tokens/s, {self.total_reconnects} reconnects"
             f", {self.wasted_output_tokens} wasted tokens"
         )
+
+
+def _generations(legs: list[Leg]) -> list[Leg]:
+    """One merged :class:`Leg` per generation (see :meth:`StreamMetrics.tokens`)."""
+    merged: list[Leg] = []
+    for leg in legs:
+        if leg.generation or not merged:
+            merged.append(Leg(leg.strategy, leg.delivered_before, True))
+        current = merged[-1]
+        for name in ("input_tokens", "output_tokens", "cached_input_tokens"):
+            if getattr(leg, name) is not None:
+                setattr(current, name, getattr(leg, name))
+    return merged
+
+
+def _prompt(generations: list[Leg]) -> tuple[int, int, bool]:
+    """(prompt tokens, cached prompt tokens, estimated): the input of the first
+    generation that reported one and did not carry a prefill; else a prefill
+    generation's input minus its prefilled part (one token per event)."""
+    for generation in generations:
+        if generation.input_tokens is not None and generation.strategy != "prefill":
+            return generation.input_tokens, generation.cached_input_tokens or 0, False
+    for generation in generations:
+        if generation.input_tokens is not None:
+            return max(0, generation.input_tokens - generation.delivered_before), 0, True
+    return 0, 0, True

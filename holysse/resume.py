@@ -7,6 +7,13 @@ or whitespace held back from a prefilled message (``prefill``). The
 drops it, and lets only new content through. When it differs, the answer has
 *diverged*: a replay resets (or raises), the other strategies fall back to
 replay.
+
+Whitespace held back from a prefill is a *seam*: the model writes its own
+whitespace there. When that begins with what was held back (the usual case),
+the held part is dropped; when it does not, the model's whitespace is dropped
+instead, since what was delivered cannot be taken back. Either way no text is
+repeated and none is lost; only the whitespace at the seam may differ from
+what the model would have written without the cut.
 """
 
 from __future__ import annotations
@@ -66,6 +73,8 @@ class ResendFilter:
     def __init__(self, expected: Expectation, strategy: str, on_divergence: str, delivered: str) -> None:
         self._text = expected.text
         self._text_pos = 0
+        #: a prefill seam: whitespace only is expected, the model's own is buffered here
+        self._seam: str | None = "" if strategy == "prefill" and expected.text and not expected.text.strip() else None
         self._thinking = expected.thinking
         self._thinking_pos = 0
         self._tools = dict(expected.tool_arguments)
@@ -106,7 +115,7 @@ class ResendFilter:
     def end(self) -> list[Event]:
         """The stream reached its terminal marker: anything still expected
         never came, so the answer diverged."""
-        if self.active and self._checking and self._pending():
+        if self.active and self._checking and self._pending() and self._seam is None:
             return self._diverge("the new answer ended before reaching the text already delivered")
         return []
 
@@ -119,7 +128,7 @@ class ResendFilter:
             return [ThinkingDelta(rest)] if rest else self._dropped()
         if isinstance(event, ToolCallDelta):
             return self._tool_delta(event)
-        if isinstance(event, Finished) and self._pending():
+        if isinstance(event, Finished) and self._pending() and self._seam is None:
             raise _Diverged(f"the new answer ended ({event.reason}) before reaching the text already delivered")
         return [event]
 
@@ -129,6 +138,8 @@ class ResendFilter:
 
     def _consume_text(self, text: str) -> str:
         expected, pos = self._text, self._text_pos
+        if self._seam is not None and pos < len(expected):
+            return self._consume_seam(text)
         n = min(len(text), len(expected) - pos)
         if n <= 0:
             return text
@@ -137,6 +148,19 @@ class ResendFilter:
         self._text_pos = pos + n
         self.resent_chars += n
         return text[n:]
+
+    def _consume_seam(self, text: str) -> str:
+        """Buffer the model's leading whitespace; at its first other character
+        drop the held-back whitespace (or the model's, see the module docstring)."""
+        assert self._seam is not None
+        rest = text.lstrip()
+        self._seam += text[: len(text) - len(rest)]
+        if not rest:
+            return ""
+        held, run = self._text, self._seam
+        self._text_pos = len(held)
+        self.resent_chars += len(held) if run.startswith(held) else len(run)
+        return (run[len(held):] if run.startswith(held) else "") + rest
 
     def _consume_thinking(self, text: str) -> str:
         expected, pos = self._thinking, self._thinking_pos

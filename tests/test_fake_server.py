@@ -327,6 +327,13 @@ def test_anthropic_stream_shape(server: FakeServer) -> None:
     assert limited[-2][1]["delta"]["stop_reason"] == "max_tokens" and limited[-2][1]["usage"]["output_tokens"] == 5
 
 
+def test_anthropic_requires_max_tokens(server: FakeServer) -> None:
+    body = {k: v for k, v in MESSAGES.items() if k != "max_tokens"}
+    status, head, raw = split_head(read_all(open_request(server, "/v1/messages", body))[0])
+    assert status == 400 and json.loads(raw)["error"] == {"type": "invalid_request_error",
+                                                          "message": "max_tokens: Field required"}
+
+
 def test_anthropic_thinking_and_tool_use(server: FakeServer) -> None:
     tools = [{"name": "lookup", "input_schema": {"type": "object"}}]
     body = dict(MESSAGES, thinking={"type": "enabled", "budget_tokens": 1024}, tools=tools)

@@ -8,16 +8,21 @@ resumes a cut stream with a given strategy.
 
 from __future__ import annotations
 
+import json
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Mapping, Protocol
 
 from ..events import Event
+from ..exceptions import ProtocolError
 from ..transport import HTTPRequest
 from ..wire import ServerSentEvent
 from .profiles import ProviderProfile
 
-__all__ = ["Endpoint", "ResumeState", "Parser", "Dialect", "join_url"]
+__all__ = [
+    "Endpoint", "ResumeState", "Parser", "Dialect", "join_url", "streaming_post", "with_last_event_id", "event_json",
+    "content_text",
+]
 
 
 @dataclass(frozen=True)
@@ -51,12 +56,17 @@ class ResumeState:
 class Parser(Protocol):
     """Parses one connection. ``done`` turns true at the terminal marker;
     ``cursor`` is where a cursor resume would continue from (``None``: no
-    cursor was given); ``started`` turns true when the connection sends the
-    start of an answer (a server that ignored a cursor and started over)."""
+    cursor was given); ``started`` turns true when this connection sent the
+    start of an answer (a server that ignored the cursor and started over)."""
 
     done: bool
     cursor: Any
     started: bool
+
+    def resumed(self) -> Parser:
+        """The parser for a connection that continues this one from its
+        cursor: it keeps what later events refer to (open content blocks,
+        tool-call numbering, the last sequence number)."""
 
     def feed(self, sse: ServerSentEvent) -> list[Event]:
         """Turn one SSE event into typed events.
@@ -102,3 +112,64 @@ class Dialect(ABC):
 def join_url(base_url: str, path: str) -> str:
     """``base_url`` + ``path`` with exactly one slash between them."""
     return base_url.rstrip("/") + "/" + path.lstrip("/")
+
+
+def streaming_post(
+    endpoint: Endpoint,
+    path: str,
+    payload: dict[str, Any],
+    *,
+    key_header: str = "Authorization",
+    key_prefix: str = "Bearer ",
+    headers: Mapping[str, str] | None = None,
+) -> HTTPRequest:
+    """``POST {base_url}/{path}`` of ``payload`` with ``"stream": true``.
+
+    :param key_header: the header carrying the key (``key_prefix`` + key),
+        sent only when there is a key.
+    :param headers: the dialect's own headers; the endpoint's (the
+        caller's) headers override them.
+    """
+    sent = {"Accept": "text/event-stream", **(headers or {})}
+    if endpoint.api_key:
+        sent[key_header] = key_prefix + endpoint.api_key
+    sent.update(endpoint.headers)
+    return HTTPRequest("POST", join_url(endpoint.base_url, path), sent, {**payload, "stream": True})
+
+
+def with_last_event_id(original: HTTPRequest, state: ResumeState) -> HTTPRequest:
+    """``original`` sent again with ``Last-Event-ID``: the SSE cursor resume."""
+    return original.replace(headers={"Last-Event-ID": str(state.cursor)})
+
+
+def event_json(data: str) -> dict[str, Any]:
+    """The JSON object in an event's data.
+
+    :raises ProtocolError: (retryable) the data is not a JSON object; the
+        connection is treated as cut before this event.
+    """
+    try:
+        obj = _decode(data)
+    except ValueError:
+        raise ProtocolError(
+            f"Malformed JSON in a stream event ({len(data)} characters, starts {data[:60]!r}).",
+            retryable=True,
+        ) from None
+    if type(obj) is not dict:
+        raise ProtocolError(f"Expected a JSON object in a stream event, got {type(obj).__name__}.", retryable=True)
+    return obj
+
+
+_decode = json.JSONDecoder().decode  # json.loads without its per-call checks (hot path)
+
+
+def content_text(content: Any) -> str:
+    """The text of a message ``content``: a string, or a list of text parts."""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        return "".join(
+            part["text"] for part in content
+            if isinstance(part, dict) and isinstance(part.get("text"), str)
+        )
+    return ""

@@ -10,7 +10,6 @@ Only choice 0 is read. An ``{"error": ...}`` object inside the stream becomes
 
 from __future__ import annotations
 
-import json
 import logging
 from typing import Any
 
@@ -18,14 +17,13 @@ from ..events import Event, Finished, TextDelta, ThinkingDelta, ToolCallDelta, U
 from ..exceptions import ProtocolError, ProviderError
 from ..transport import HTTPRequest
 from ..wire import ServerSentEvent
-from .base import Dialect, Endpoint, ResumeState, join_url
+from .base import Dialect, Endpoint, ResumeState, event_json, streaming_post, with_last_event_id
 from .profiles import ProviderProfile
 
 __all__ = ["OpenAIChat", "ChatParser", "provider_error"]
 
 logger = logging.getLogger(__name__)
 
-_decode = json.JSONDecoder().decode
 
 _RETRYABLE_ERROR_TYPES = frozenset(
     {"server_error", "overloaded_error", "api_error", "rate_limit_error", "rate_limit_exceeded", "timeout", "internal_error"}
@@ -49,15 +47,7 @@ class ChatParser:
         if data == "[DONE]":
             self.done = True
             return []
-        try:
-            obj = _decode(data)
-        except ValueError:
-            raise ProtocolError(
-                f"Malformed JSON in a stream event ({len(data)} characters, starts {data[:60]!r}).",
-                retryable=True,
-            ) from None
-        if type(obj) is not dict:
-            raise ProtocolError(f"Expected a JSON object in a stream event, got {type(obj).__name__}.", retryable=True)
+        obj = event_json(data)
         if obj.get("error") or sse.event == "error":
             raise provider_error(obj.get("error") or obj)
         try:
@@ -91,6 +81,14 @@ class ChatParser:
         if usage:
             events.append(_usage(usage))
         return events
+
+    def resumed(self) -> ChatParser:
+        """A fresh parser that keeps the cursor and the numbering of tool
+        calls that came without an ``index``."""
+        parser = ChatParser()
+        parser.cursor = self.cursor
+        parser._tool_index, parser._tool_id = self._tool_index, self._tool_id
+        return parser
 
     def _delta_events(self, delta: dict[str, Any], events: list[Event]) -> None:
         content = delta.get("content")
@@ -162,13 +160,8 @@ class OpenAIChat(Dialect):
 
     def build_request(self, endpoint: Endpoint, body: dict[str, Any]) -> HTTPRequest:
         payload = dict(body)
-        payload["stream"] = True
         payload.setdefault("stream_options", {"include_usage": True})
-        headers = {"Accept": "text/event-stream"}
-        if endpoint.api_key:
-            headers["Authorization"] = f"Bearer {endpoint.api_key}"
-        headers.update(endpoint.headers)
-        return HTTPRequest("POST", join_url(endpoint.base_url, "chat/completions"), headers, payload)
+        return streaming_post(endpoint, "chat/completions", payload)
 
     def parser(self) -> ChatParser:
         return ChatParser()
@@ -184,7 +177,7 @@ class OpenAIChat(Dialect):
         self, original: HTTPRequest, strategy: str, state: ResumeState, profile: ProviderProfile
     ) -> tuple[HTTPRequest, str]:
         if strategy == "cursor":
-            return original.replace(headers={"Last-Event-ID": str(state.cursor)}), ""
+            return with_last_event_id(original, state), ""
         if strategy == "prefill":
             return original.replace(json=_prefill_body(original.json, state, profile)), ""
         return original, ""

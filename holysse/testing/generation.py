@@ -183,6 +183,8 @@ def _prompt_tokens(body: Mapping[str, Any], messages: list[dict[str, Any]]) -> i
 
 
 def _max_tokens(body: Mapping[str, Any], dialect: str) -> int | None:
+    if dialect == ANTHROPIC and body.get("max_tokens") is None:
+        raise RequestError(400, "max_tokens: Field required")  # the Messages API requires it
     keys = ("max_output_tokens",) if dialect == RESPONSES else ("max_completion_tokens", "max_tokens")
     for key in keys:
         value = body.get(key)
