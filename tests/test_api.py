@@ -24,7 +24,7 @@ def test_exported_names_are_pinned() -> None:
         "ToolCall", "Usage", "Finished", "Reconnecting", "Resumed", "Reset", "HolySSEError", "TransportError",
         "ConnectError", "ReadTimeout", "StreamInterrupted", "HTTPStatusError", "AuthenticationError",
         "RateLimitError", "ProtocolError", "ProviderError", "StreamDiverged", "StreamClosed",
-        "RetriesExhausted", "UsageError", "LatencyMonitor",
+        "RetriesExhausted", "UsageError", "LatencyMonitor", "PriceTable", "Price", "Cost", "TokenCount", "ProfileRule",
     ])
     for name in holysse.__all__:
         assert getattr(holysse, name) is not None
@@ -83,7 +83,7 @@ def test_key_never_in_logs_or_errors_of_a_troubled_stream(sleeps: Sleeps, caplog
     with FakeServer(answer_chars=400, api_key=KEY) as server:
         offsets = server.event_offsets(CHAT)
         server.set_faults([Fault.rst(offsets[8] + 3), Fault.status(503), Fault.fin(offsets[20] + 1),
-                           Fault.status(400)])
+                           Fault.status(401)])
         client = holysse.Client(api_key=KEY, base_url=server.url, sleep=sleeps, timeout=(2, 1))
         with pytest.raises(holysse.HTTPStatusError) as info:
             list(client.stream(**CHAT))
