@@ -52,7 +52,7 @@
     this._source = null;
     this._timer = null;
     this._reopens = 0;
-    this._ended = false;
+    this.ended = false;
   }
 
   RelayStream.prototype._setStatus = function (status, detail) {
@@ -88,7 +88,7 @@
       });
     }).then(function (id) {
       self.id = id;
-      if (self._ended) { // stop() was called while starting: stop the new stream too
+      if (self.ended) { // stop() was called while starting: stop the new stream too
         self._sendStop();
         return;
       }
@@ -116,7 +116,7 @@
       self._setStatus("streaming");
     };
     source.onerror = function () {
-      if (self._ended || source !== self._source) return;
+      if (self.ended || source !== self._source) return;
       if (source.readyState === EventSource.CONNECTING) {
         self._setStatus("reconnecting"); // the browser reconnects by itself, with Last-Event-ID
         return;
@@ -158,7 +158,7 @@
   RelayStream.prototype._listen = function (source, name, handle) {
     var self = this;
     source.addEventListener(name, function (event) {
-      if (source !== self._source || self._ended) return;
+      if (source !== self._source || self.ended) return;
       if (event.lastEventId) self.lastEventId = event.lastEventId;
       var data;
       try {
@@ -171,7 +171,7 @@
   };
 
   RelayStream.prototype._end = function (status, detail) {
-    this._ended = true;
+    this.ended = true;
     if (this._timer) clearTimeout(this._timer);
     if (this._source) this._source.close();
     this._source = null;
@@ -180,7 +180,7 @@
   };
 
   RelayStream.prototype._fail = function (code, message) {
-    if (this._ended) return;
+    if (this.ended) return;
     this.error = {error: code, message: message};
     this._end("error", this.error);
     call(this.options.onError, this.error, this);
@@ -188,7 +188,7 @@
 
   /** Stop following and cancel the answer on the server. */
   RelayStream.prototype.stop = function () {
-    if (this._ended) return;
+    if (this.ended) return;
     this.stopped = true;
     if (this.id) this._sendStop();
     this._end("done", {stopped: true});
