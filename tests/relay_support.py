@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
+import pytest
 import requests
 
 from holysse.wire import ServerSentEvent, SSEDecoder
@@ -39,6 +40,20 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+def established(port: int) -> int:
+    """Client-side ESTABLISHED TCP connections to 127.0.0.1:``port`` (Linux /proc)."""
+    table = Path("/proc/net/tcp")
+    if not table.exists():
+        pytest.skip("needs /proc/net/tcp to see the upstream socket")
+    count = 0
+    for line in table.read_text().splitlines()[1:]:
+        fields = line.split()
+        remote, state = fields[2], fields[3]
+        if state == "01" and int(remote.split(":")[1], 16) == port:
+            count += 1
+    return count
 
 
 # -- in-process WSGI server -------------------------------------------------------

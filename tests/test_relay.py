@@ -6,7 +6,6 @@ from __future__ import annotations
 import contextlib
 import json
 import threading
-from pathlib import Path
 from typing import Any, Iterator
 
 import pytest
@@ -16,7 +15,7 @@ import holysse
 from holysse.relay import MemoryStore, Relay, RelayApp
 from holysse.testing import FakeServer, Fault
 
-from .relay_support import ScriptedUpstream, read_events, serve_wsgi, text_of, wait_until
+from .relay_support import ScriptedUpstream, established, read_events, serve_wsgi, text_of, wait_until
 
 MESSAGES = {"messages": [{"role": "user", "content": "Tell me about streams."}]}
 
@@ -167,9 +166,9 @@ def test_nobody_listening_cancels_the_upstream_socket() -> None:
     with FakeServer(answer_chars=20_000, token_delay=0.01) as slow:
         with relayed(slow.url, grace=0.3) as relay:
             stream_id = relay.start()
-            wait_until(lambda: _established(slow.port) == 1, 5, "the upstream connection")
+            wait_until(lambda: established(slow.port) == 1, 5, "the upstream connection")
             wait_until(lambda: relay.relay.store.info(stream_id).ended, 5, "the cancellation")
-            wait_until(lambda: _established(slow.port) == 0, 5, "the upstream socket to close")
+            wait_until(lambda: established(slow.port) == 0, 5, "the upstream socket to close")
             events = read_events(relay.follow(stream_id))
             failed = json.loads(events[-1].data)
             assert events[-1].event == "failed" and failed["error"] == "cancelled"
@@ -188,7 +187,7 @@ def test_a_listener_keeps_the_stream_alive_and_stop_cancels_it() -> None:
             assert stop.status_code == 204
             events = read_events(relay.follow(stream_id, headers={"Last-Event-ID": first[-1].id}))
             assert events[-1].event == "failed" and json.loads(events[-1].data)["error"] == "cancelled"
-            wait_until(lambda: _established(slow.port) == 0, 5, "the upstream socket to close")
+            wait_until(lambda: established(slow.port) == 0, 5, "the upstream socket to close")
 
 
 def test_keepalive_comments_flow_while_the_upstream_is_silent() -> None:
@@ -243,23 +242,10 @@ def test_a_closed_relay_ends_its_readers_and_pumps() -> None:
             got: list[Any] = []
             reader = threading.Thread(target=lambda: got.extend(read_events(response)))
             reader.start()
-            wait_until(lambda: _established(slow.port) == 1, 5, "the upstream connection")
+            wait_until(lambda: established(slow.port) == 1, 5, "the upstream connection")
             relay.relay.close()
             reader.join(5)
             assert not reader.is_alive()
-            wait_until(lambda: _established(slow.port) == 0, 5, "the upstream socket to close")
+            wait_until(lambda: established(slow.port) == 0, 5, "the upstream socket to close")
             assert not [t for t in threading.enumerate() if t.name.startswith(("holysse-pump", "holysse-relay"))]
 
-
-def _established(port: int) -> int:
-    """Client-side ESTABLISHED TCP connections to 127.0.0.1:``port`` (Linux /proc)."""
-    table = Path("/proc/net/tcp")
-    if not table.exists():
-        pytest.skip("needs /proc/net/tcp to see the upstream socket")
-    count = 0
-    for line in table.read_text().splitlines()[1:]:
-        fields = line.split()
-        remote, state = fields[2], fields[3]
-        if state == "01" and int(remote.split(":")[1], 16) == port:
-            count += 1
-    return count
