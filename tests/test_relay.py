@@ -14,6 +14,7 @@ import requests
 import holysse
 from holysse.relay import MemoryStore, Relay, RelayApp
 from holysse.testing import FakeServer, Fault
+from holysse.wire import SSEDecoder
 
 from .relay_support import ScriptedUpstream, established, read_events, serve_wsgi, text_of, wait_until
 
@@ -249,3 +250,27 @@ def test_a_closed_relay_ends_its_readers_and_pumps() -> None:
             wait_until(lambda: established(slow.port) == 0, 5, "the upstream socket to close")
             assert not [t for t in threading.enumerate() if t.name.startswith(("holysse-pump", "holysse-relay"))]
 
+
+
+def test_a_listener_and_a_stop_on_another_worker_reach_the_pump_through_the_store() -> None:
+    with FakeServer(answer_chars=20_000, token_delay=0.01) as slow:
+        client = holysse.Client(api_key="hs_" + "k" * 32, base_url=slow.url)
+        store = MemoryStore()  # shared, as Redis is between workers
+        worker_a, worker_b = (Relay(client, store, poll=0.05, grace=0.3) for _ in range(2))
+        try:
+            stream_id = worker_a.start(owner="me", model="fake-1", **MESSAGES)
+            decoder, texts = SSEDecoder(), 0
+            body = iter(worker_b.open(stream_id, owner="me"))  # B's listener keeps A's pump alive
+            while texts < 60:  # 60 tokens: twice the grace period
+                texts += sum(e.event == "text" for e in decoder.feed(next(body)))
+            body.close()
+            assert not store.info(stream_id).ended
+            worker_b.stop(stream_id, owner="me")  # B has no pump: the store carries it to A
+            wait_until(lambda: store.info(stream_id).ended, 5, "the cancellation")
+            last = store.read(stream_id, "", 0)[-1]
+            assert last.event == "failed" and json.loads(last.data)["error"] == "cancelled"
+            wait_until(lambda: established(slow.port) == 0, 5, "the upstream socket to close")
+        finally:
+            worker_a.close()
+            worker_b.close()
+            client.close()
