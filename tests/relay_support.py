@@ -19,6 +19,7 @@ from typing import Any, Callable, Iterator
 import pytest
 import requests
 
+from holysse.testing.connection import Connection
 from holysse.wire import ServerSentEvent, SSEDecoder
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -194,26 +195,19 @@ class ScriptedUpstream:
     def _serve(self) -> None:
         while True:
             try:
-                conn, _ = self._listener.accept()
+                sock, _ = self._listener.accept()
             except OSError:
                 return
-            with conn:
-                self._answer(conn)
+            conn = Connection(sock, threading.Event())
+            if conn.read_request() is not None:
+                conn.write(Connection.head(200, [("Content-Type", "text/event-stream"), ("Connection", "close")])
+                           + self._body())
+            conn.close_fin()
 
-    def _answer(self, conn: socket.socket) -> None:
-        data = b""
-        while b"\r\n\r\n" not in data:
-            data += conn.recv(65536)
-        head, _, rest = data.partition(b"\r\n\r\n")
-        length = next(int(line.split(b":")[1]) for line in head.split(b"\r\n")
-                      if line.lower().startswith(b"content-length:"))
-        while len(rest) < length:
-            rest += conn.recv(65536)
+    def _body(self) -> bytes:
         chunks = [{"choices": [{"index": 0, "delta": {"content": d}, "finish_reason": None}]} for d in self.deltas]
         chunks.append({"choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]})
-        body = b"".join(b"data: " + json.dumps(c).encode() + b"\n\n" for c in chunks) + b"data: [DONE]\n\n"
-        conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nConnection: close\r\n"
-                     b"Content-Length: %d\r\n\r\n" % len(body) + body)
+        return b"".join(b"data: " + json.dumps(c).encode() + b"\n\n" for c in chunks) + b"data: [DONE]\n\n"
 
 
 # -- processes ------------------------------------------------------------------------------

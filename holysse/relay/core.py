@@ -316,8 +316,7 @@ class Relay:
             pump.cancel(f"nobody listened for {self.grace:g} s")
 
 
-def _json(value: Any) -> str:
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+_json = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
 
 
 def _usage(usage: Usage | None) -> dict[str, Any] | None:

@@ -21,9 +21,8 @@ from __future__ import annotations
 import secrets
 from typing import Any, Callable
 
-from django.http import HttpRequest, HttpResponse, HttpResponseBase, StreamingHttpResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseBase, HttpResponseNotAllowed, StreamingHttpResponse
 from django.urls import URLPattern, path
-from django.views.decorators.http import require_http_methods
 
 from ..exceptions import UsageError
 from .core import Relay
@@ -70,21 +69,24 @@ def relay_urls(
     """
     endpoints = Endpoints(relay, build_request=build_request, **defaults)
 
-    @require_http_methods(["POST"])
     def start(request: HttpRequest) -> HttpResponseBase:
+        if request.method != "POST":
+            return HttpResponseNotAllowed(["POST"])
         body = request.body[: endpoints.max_body + 1]
         return _response(endpoints.start(body, request.content_type, owner(request)))
 
-    @require_http_methods(["GET", "DELETE"])
     def stream(request: HttpRequest, stream_id: str) -> HttpResponseBase:
+        if request.method not in ("GET", "DELETE"):
+            return HttpResponseNotAllowed(["GET", "DELETE"])
         if request.method == "DELETE":
             return _response(endpoints.stop(stream_id, owner(request)))
         reply = endpoints.follow(stream_id, owner(request), request.headers.get("Last-Event-ID"),
                                  request.GET.get("last_event_id"))
         return _response(reply)
 
-    @require_http_methods(["GET", "HEAD"])
     def script(request: HttpRequest) -> HttpResponseBase:
+        if request.method not in ("GET", "HEAD"):
+            return HttpResponseNotAllowed(["GET", "HEAD"])
         return _response(endpoints.script())
 
     return [

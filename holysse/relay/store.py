@@ -115,7 +115,7 @@ class _Stream:
     wakes the readers waiting on it."""
 
     __slots__ = ("owner", "created", "entries", "size", "ended", "gone", "cancelled",
-                 "listener_seen", "producer_seen", "active", "changed")
+                 "listener_seen", "producer_seen", "active", "changed", "waiting")
 
     def __init__(self, owner: str | None, now: float) -> None:
         self.owner = owner
@@ -129,6 +129,12 @@ class _Stream:
         self.producer_seen = now
         self.active = now  # last append or heartbeat: the TTL counts from here
         self.changed = threading.Condition(threading.Lock())
+        self.waiting = 0  # readers blocked on ``changed``: no notify when there are none
+
+    def wake(self) -> None:
+        """Wake the waiting readers (``changed`` held)."""
+        if self.waiting:
+            self.changed.notify_all()
 
 
 class MemoryStore:
@@ -209,7 +215,7 @@ class MemoryStore:
             stream.entries.append((event, data))
             stream.ended = terminal
             position = len(stream.entries)
-            stream.changed.notify_all()
+            stream.wake()
         return str(position)
 
     def touch(self, stream_id: str, role: str) -> None:
@@ -236,7 +242,11 @@ class MemoryStore:
             if start > len(stream.entries):
                 raise bad_cursor(after)
             if len(stream.entries) == start and not stream.ended and timeout > 0:
-                stream.changed.wait_for(lambda: len(stream.entries) > start or stream.gone, timeout)
+                stream.waiting += 1
+                try:
+                    stream.changed.wait_for(lambda: len(stream.entries) > start or stream.gone, timeout)
+                finally:
+                    stream.waiting -= 1
             if stream.gone:
                 raise StreamNotFound(f"Stream {stream_id!r} expired or was evicted while it was read.")
             new = stream.entries[start:]
@@ -289,7 +299,7 @@ class MemoryStore:
         self._bytes -= stream.size
         with stream.changed:
             stream.gone = True
-            stream.changed.notify_all()
+            stream.wake()
 
 
 def _position(after: str) -> int:
