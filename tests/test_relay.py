@@ -12,6 +12,7 @@ import pytest
 import requests
 
 import holysse
+from holysse.exceptions import StreamForbidden
 from holysse.relay import MemoryStore, Relay, RelayApp
 from holysse.testing import FakeServer, Fault
 from holysse.wire import SSEDecoder
@@ -274,3 +275,21 @@ def test_a_listener_and_a_stop_on_another_worker_reach_the_pump_through_the_stor
             worker_a.close()
             worker_b.close()
             client.close()
+
+
+def test_owners_are_compared_exactly_whatever_their_characters(fake: FakeServer) -> None:
+    client = holysse.Client(api_key="hs_" + "k" * 32, base_url=fake.url)
+    with Relay(client, MemoryStore(), poll=0.05) as relay:
+        stream_id = relay.start(owner="zoë@example.org", model="fake-1", **MESSAGES)
+        assert text_of(_decode(relay.open(stream_id, owner="zoë@example.org"))) == fake.answers[-1]
+        for other in ("zoe@example.org", "zoë@example.org ", "", None):
+            with pytest.raises(StreamForbidden):
+                relay.open(stream_id, owner=other)
+    client.close()
+
+
+def _decode(body: Any) -> list[Any]:
+    decoder, events = SSEDecoder(), []
+    for chunk in body:
+        events += decoder.feed(chunk)
+    return events

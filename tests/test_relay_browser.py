@@ -128,10 +128,21 @@ def test_a_reset_from_a_diverged_upstream_replay_replaces_the_text(browser: Any,
             assert page.text == fake.answers[-1]
 
 
-def test_stop_cancels_the_upstream(browser: Any, example: ModuleType) -> None:
+def test_another_session_is_refused_and_stop_cancels_the_upstream(browser: Any, example: ModuleType) -> None:
     with FakeServer(answer_chars=20_000, token_delay=0.01) as fake, chat(browser, example, fake=fake) as page:
         page.ask()
         page.wait_for_text(30)
+        stream_id = page.page.evaluate("JSON.parse(sessionStorage.getItem('holysse:stream')).id")
+        other = browser.new_context()  # another browser: other cookies, so another session
+        try:
+            intruder = other.new_page()
+            intruder.goto(f"http://127.0.0.1:{page.proxy.port}/")
+            intruder.evaluate("id => { window.s = HolySSE.follow(id, {base: 'holysse', remember: false}); }", stream_id)
+            intruder.wait_for_function("window.s.status === 'error'", timeout=TIMEOUT_MS)
+            assert intruder.evaluate("window.s.error.error") == "StreamForbidden"
+            assert intruder.evaluate("window.s.text") == ""
+        finally:
+            other.close()
         page.page.click("#stop")
         page.wait_for_status("done")
         wait_until(lambda: established(fake.port) == 0, 5, "the upstream socket to close")

@@ -175,7 +175,7 @@ class Relay:
         if not _STREAM_ID.fullmatch(stream_id):
             raise StreamNotFound("Malformed stream id.")
         info = self.store.info(stream_id)
-        if info.owner is not None and (owner is None or not hmac.compare_digest(info.owner, owner)):
+        if info.owner is not None and (owner is None or not _same(info.owner, owner)):
             raise StreamForbidden("This stream belongs to another session; start your own.")
         return info.ended
 
@@ -307,13 +307,18 @@ class Relay:
         except StreamNotFound:
             pump.cancel("the stream expired or was evicted from the store")
             return
-        except StoreUnavailable as exc:
+        except HolySSEError as exc:  # the store failed: the pump's next append will tell
             logger.warning("Heartbeat of stream %s failed: %s", pump.stream_id[:8], exc)
             return
         if info.cancelled:
             pump.cancel("stopped by the user")
         elif time.time() - info.listener_seen > self.grace:
             pump.cancel(f"nobody listened for {self.grace:g} s")
+
+
+def _same(owner: str, claimed: str) -> bool:
+    """Constant-time comparison (of UTF-8 bytes: ``compare_digest`` refuses non-ASCII ``str``)."""
+    return hmac.compare_digest(owner.encode("utf-8"), claimed.encode("utf-8"))
 
 
 _json = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode

@@ -121,15 +121,9 @@
         self._setStatus("reconnecting"); // the browser reconnects by itself, with Last-Event-ID
         return;
       }
-      // CLOSED: the browser gave up (an HTTP error such as 503): open a new one ourselves, a few times.
+      // CLOSED: the browser gave up (an HTTP error): ask why, then give up too or open a new one.
       source.close();
-      self._reopens += 1;
-      if (self._reopens > MAX_REOPENS) {
-        self._fail("unreachable", "the stream could not be reached");
-        return;
-      }
-      self._setStatus("reconnecting");
-      self._timer = setTimeout(function () { self._open(); }, Math.min(8000, 500 * Math.pow(2, self._reopens - 1)));
+      self._probe();
     };
     this._listen(source, "text", function (data) {
       self.text += data.text;
@@ -153,6 +147,36 @@
     this._listen(source, "failed", function (data) {
       self._fail(data.error, data.message);
     });
+  };
+
+  RelayStream.prototype._probe = function () {
+    var self = this;
+    var controller = typeof AbortController === "function" ? new AbortController() : null;
+    this._setStatus("reconnecting");
+    fetch(this._url(), {
+      credentials: "same-origin", headers: {"Accept": "text/event-stream"}, signal: controller && controller.signal
+    }).then(function (response) {
+      if (response.status >= 400 && response.status < 500) { // refused for good: say why
+        return response.json().catch(function () { return {}; }).then(function (json) {
+          self._fail(json.error || "http_" + response.status, json.message || "the relay answered HTTP " + response.status);
+        });
+      }
+      if (controller) controller.abort();
+      self._retry();
+    }, function () {
+      self._retry();
+    });
+  };
+
+  RelayStream.prototype._retry = function () {
+    var self = this;
+    if (this.ended) return;
+    this._reopens += 1;
+    if (this._reopens > MAX_REOPENS) {
+      this._fail("unreachable", "the stream could not be reached");
+      return;
+    }
+    this._timer = setTimeout(function () { self._open(); }, Math.min(8000, 500 * Math.pow(2, this._reopens - 1)));
   };
 
   RelayStream.prototype._listen = function (source, name, handle) {
