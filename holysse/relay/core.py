@@ -67,7 +67,13 @@ class Relay:
         stream_id = relay.start(owner=session_id, model="gpt-4.1", messages=messages)
         events = relay.open(stream_id, owner=session_id, last_event_id=header)  # a WSGI app
 
-    Thread-safe; one per process. :meth:`close` stops every pump it runs.
+    Thread-safe; one per process. :meth:`close` stops every pump it runs
+    (it does not close the store or the client: they are yours).
+
+    .. note:: Each running stream holds one upstream connection. For many
+       concurrent streams, give the client a ``requests.Session`` whose
+       adapter pool holds them all (``pool_maxsize``), or urllib3 discards the
+       extra connections with a warning.
 
     :param client: the :class:`holysse.Client` that streams the answers.
     :param store: where events wait for browsers (default: a new

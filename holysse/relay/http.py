@@ -152,11 +152,19 @@ class Endpoints:
             raise RelayError("The body must be a JSON object.", status=400)
         return payload
 
-    def follow(self, stream_id: str, owner: str | None, last_event_id: str | None, query_last_id: str | None = None) -> Reply:
+    def follow(
+        self, stream_id: str, owner: str | None, last_event_id: str | None, query_last_id: str | None = None
+    ) -> Reply:
         """``GET {base}/streams/{id}``: the event stream (200), 204 when the
-        browser already has all of a finished stream, or an error."""
+        browser already has all of a finished stream, or an error.
+
+        :param last_event_id: the ``Last-Event-ID`` header (wins).
+        :param query_last_id: ``?last_event_id=``, sent by a new
+            ``EventSource`` (which cannot send the header).
+        """
+        after = (last_event_id or query_last_id or "").strip()
         try:
-            events = self.relay.open(stream_id, owner=owner, last_event_id=(last_event_id or query_last_id or "").strip())
+            events = self.relay.open(stream_id, owner=owner, last_event_id=after)
         except HolySSEError as exc:
             return error_reply(exc)
         return Reply(events.status, events.headers, iter(events))  # a generator: close() ends it

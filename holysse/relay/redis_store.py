@@ -121,7 +121,10 @@ class RedisStore:
             pipe = self._redis.pipeline(transaction=True)
             pipe.xadd(log, {"e": event, "d": data})
             pipe.pexpire(log, self._ttl_ms)
-            pipe.hset(meta, mapping={"producer": repr(time.time()), **({"ended": "1"} if event in TERMINAL_EVENTS else {})})
+            state = {"producer": repr(time.time())}
+            if event in TERMINAL_EVENTS:
+                state["ended"] = "1"
+            pipe.hset(meta, mapping=state)
             pipe.pexpire(meta, self._ttl_ms)
             return pipe.execute()[0]
 
