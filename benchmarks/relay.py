@@ -14,12 +14,15 @@ Three processes on 127.0.0.1:
 
 Phase 1 (direct) reads the upstream directly; phase 2 reads it through the
 relay, one upstream stream per reader. Printed: per-event latency p50/p99/max
-in both phases and the difference (the latency the relay adds; counted for
-live events, sent once the reader's event stream was open: the few sent
-while its ``GET`` was on the way wait for the reader, not for the relay), the relay
+in both phases and the difference (the latency the relay adds). The upstream
+holds every stream's tokens until all readers have their event stream open
+(the main process releases them through the upstream's stdin), so every
+event is measured live, with all streams running at once. Also: the relay
 process's RSS growth per stream (measured while every stream is running), and
 its CPU time per relayed event (its holysse client reading the upstream, the
-store, the WSGI serving). Target: p99 added latency < 5 ms at 200 streams.
+store, the WSGI serving), next to a baseline measured in the same run: a
+process reading the same number of upstream streams with holysse, not
+relaying them. Target: p99 added latency < 5 ms at 200 streams.
 
 Run: ``python benchmarks/relay.py [--streams 200] [--tokens 100] [--interval 0.05]``.
 """
@@ -46,15 +49,45 @@ MESSAGES = {"messages": [{"role": "user", "content": "bench"}]}
 # -- the upstream (its own process) --------------------------------------------------
 
 
+class Gate:
+    """Holds every new upstream stream after its response headers until the
+    main process says ``go N`` (on stdin) and N streams are held: then all
+    start together, each readers' connection already open."""
+
+    def __init__(self) -> None:
+        self._changed = threading.Condition()
+        self._held = 0
+        self._generation = 0
+
+    def hold(self) -> None:
+        with self._changed:
+            generation = self._generation
+            self._held += 1
+            self._changed.notify_all()
+            self._changed.wait_for(lambda: self._generation > generation)
+
+    def control(self) -> None:
+        for line in sys.stdin:
+            wanted = int(line.split()[1])
+            with self._changed:
+                self._changed.wait_for(lambda wanted=wanted: self._held >= wanted)
+                self._held = 0
+                self._generation += 1
+                self._changed.notify_all()
+            print("went", flush=True)
+
+
 def serve_upstream(tokens: int, interval: float) -> None:
     listener = socket.create_server(("127.0.0.1", 0), backlog=1024)
+    gate = Gate()
+    threading.Thread(target=gate.control, daemon=True).start()
     print(listener.getsockname()[1], flush=True)
     while True:
         conn, _ = listener.accept()
-        threading.Thread(target=_answer, args=(conn, tokens, interval), daemon=True).start()
+        threading.Thread(target=_answer, args=(conn, gate, tokens, interval), daemon=True).start()
 
 
-def _answer(sock: socket.socket, tokens: int, interval: float) -> None:
+def _answer(sock: socket.socket, gate: Gate, tokens: int, interval: float) -> None:
     from holysse.testing.connection import Connection
 
     conn = Connection(sock, threading.Event())
@@ -63,6 +96,7 @@ def _answer(sock: socket.socket, tokens: int, interval: float) -> None:
         if conn.read_request() is None:
             return
         conn.write(Connection.head(200, [("Content-Type", "text/event-stream"), ("Transfer-Encoding", "chunked")]))
+        gate.hold()
         pause = threading.Event()
         pause.wait(random.uniform(0, interval))  # spread the streams over the interval
         start = time.monotonic()
@@ -110,6 +144,37 @@ def serve_relay(upstream_url: str) -> None:
     server.serve_forever()
 
 
+# -- the baseline: the same upstream streams read by holysse, not relayed (its own process) --------------
+
+
+def run_clients(upstream_url: str, streams: int) -> None:
+    """Read ``streams`` upstream answers at once with holysse, as the relay's
+    pumps do; print the process CPU seconds and the events read."""
+    import requests
+
+    import holysse
+
+    session = requests.Session()
+    session.mount("http://", requests.adapters.HTTPAdapter(pool_connections=4, pool_maxsize=512, max_retries=0))
+    client = holysse.Client(api_key="bench", base_url=upstream_url, session=session, timeout=(5, 30))
+    counts: list[int] = []
+    go = threading.Event()
+
+    def read() -> None:
+        go.wait()
+        counts.append(sum(1 for event in client.stream(model="bench", **MESSAGES) if event.text))
+
+    threads = [threading.Thread(target=read) for _ in range(streams)]
+    for thread in threads:
+        thread.start()
+    print("started", flush=True)
+    began = time.process_time()
+    go.set()
+    for thread in threads:
+        thread.join()
+    print(json.dumps({"cpu": time.process_time() - began, "events": sum(counts)}), flush=True)
+
+
 # -- the readers (this process) ----------------------------------------------------------------
 
 
@@ -120,7 +185,9 @@ class Reader(threading.Thread):
         super().__init__(daemon=True)
         self.port, self.relayed, self.go = port, relayed, go
         self.latencies: list[int] = []
-        self.replayed = 0  # tokens sent before this reader's stream opened (waiting for it, not live)
+        self.replayed = 0  # tokens sent before this reader's stream opened (0: the upstream waits for it)
+        self.opened = 0
+        self.open = threading.Event()
         self.error: BaseException | None = None
 
     def run(self) -> None:
@@ -140,10 +207,12 @@ class Reader(threading.Thread):
             self.opened = time.monotonic_ns()
             if response.status != 200:
                 raise RuntimeError(f"HTTP {response.status}: {response.read()[:200]!r}")
+            self.open.set()
             self._read(response)
             conn.close()
         except BaseException as exc:  # noqa: BLE001 - reported by the main thread
             self.error = exc
+            self.open.set()
 
     def _read(self, response: http.client.HTTPResponse) -> None:
         buffer = b""
@@ -181,10 +250,11 @@ def _stamps(block: bytes, relayed: bool) -> list[int]:
 # -- measuring ------------------------------------------------------------------------------------------
 
 
-def cpu_seconds(pid: int) -> float:
+def cpu_seconds(pid: int, part: slice = slice(11, 13)) -> float:
+    """User + system CPU seconds of ``pid`` (``part=slice(12, 13)``: system only)."""
     with open(f"/proc/{pid}/stat") as stat:
         fields = stat.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return sum(int(ticks) for ticks in fields[part]) / os.sysconf("SC_CLK_TCK")
 
 
 def rss_bytes(pid: int) -> int:
@@ -219,14 +289,33 @@ def _received(readers: list[Reader]) -> int:
     return sum(len(r.latencies) + r.replayed for r in readers)
 
 
-def run_phase(port: int, relayed: bool, streams: int, window: Window | None = None,
+class Upstream:
+    """The upstream process and its gate."""
+
+    def __init__(self, tokens: int, interval: float) -> None:
+        self.process, port = spawn("upstream", "--tokens", str(tokens), "--interval", str(interval), stdin=True)
+        self.url = f"http://127.0.0.1:{int(port)}/v1"
+        self.port = int(port)
+
+    def release(self, streams: int) -> None:
+        """Start the tokens of ``streams`` held streams (waits until they are held)."""
+        assert self.process.stdin is not None and self.process.stdout is not None
+        self.process.stdin.write(f"go {streams}\n")
+        self.process.stdin.flush()
+        assert self.process.stdout.readline().strip() == "went"
+
+
+def run_phase(port: int, relayed: bool, streams: int, upstream: Upstream, window: Window | None = None,
               duration: float = 0.0) -> tuple[list[int], int, float]:
     go = threading.Event()
     readers = [Reader(port, relayed, go) for _ in range(streams)]
     for reader in readers:
         reader.start()
-    began = time.monotonic()
     go.set()
+    for reader in readers:
+        reader.open.wait(120)
+    began = time.monotonic()
+    upstream.release(streams)
     if window is not None:
         window.measure(readers, duration)
     for reader in readers:
@@ -243,10 +332,12 @@ def quantile(values: list[int], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))] / 1e6
 
 
-def spawn(role: str, *args: str) -> tuple[subprocess.Popen[str], int]:
-    process = subprocess.Popen([sys.executable, __file__, "--role", role, *args], stdout=subprocess.PIPE, text=True)
+def spawn(role: str, *args: str, stdin: bool = False) -> tuple[subprocess.Popen[str], str]:
+    """Start this script in another role; returns it and its first line of output."""
+    process = subprocess.Popen([sys.executable, __file__, "--role", role, *args], stdout=subprocess.PIPE, text=True,
+                               stdin=subprocess.PIPE if stdin else None)
     assert process.stdout is not None
-    return process, int(process.stdout.readline())
+    return process, process.stdout.readline()
 
 
 def main() -> None:
@@ -254,32 +345,43 @@ def main() -> None:
     parser.add_argument("--streams", type=int, default=200)
     parser.add_argument("--tokens", type=int, default=100)
     parser.add_argument("--interval", type=float, default=0.05, help="seconds between an upstream's tokens")
-    parser.add_argument("--role", choices=("main", "upstream", "relay"), default="main", help=argparse.SUPPRESS)
+    parser.add_argument("--role", choices=("main", "upstream", "relay", "clients"), default="main",
+                        help=argparse.SUPPRESS)
     parser.add_argument("--upstream", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.role == "upstream":
         return serve_upstream(args.tokens, args.interval)
     if args.role == "relay":
         return serve_relay(args.upstream)
+    if args.role == "clients":
+        return run_clients(args.upstream, args.streams)
 
-    upstream, upstream_port = spawn("upstream", "--tokens", str(args.tokens), "--interval", str(args.interval))
-    relay, relay_port = spawn("relay", "--upstream", f"http://127.0.0.1:{upstream_port}/v1")
+    upstream = Upstream(args.tokens, args.interval)
+    relay, port_line = spawn("relay", "--upstream", upstream.url)
+    relay_port = int(port_line)
     try:
-        run_phase(relay_port, True, 4)  # warm up the relay (imports, pools)
-        direct, _, _ = run_phase(upstream_port, False, args.streams)
+        clients, _ = spawn("clients", "--upstream", upstream.url, "--streams", str(args.streams))
+        upstream.release(args.streams)
+        assert clients.stdout is not None
+        baseline = json.loads(clients.stdout.readline())
+        clients.wait(60)
+        run_phase(relay_port, True, 4, upstream)  # warm up the relay (imports, pools)
+        direct, _, _ = run_phase(upstream.port, False, args.streams, upstream)
         window = Window(relay.pid)
-        cpu_before = cpu_seconds(relay.pid)
-        relayed, replayed, wall = run_phase(relay_port, True, args.streams, window, args.tokens * args.interval)
+        cpu_before, system_before = cpu_seconds(relay.pid), cpu_seconds(relay.pid, slice(12, 13))
+        relayed, replayed, wall = run_phase(relay_port, True, args.streams, upstream, window,
+                                            args.tokens * args.interval)
         cpu = cpu_seconds(relay.pid) - cpu_before
+        system = cpu_seconds(relay.pid, slice(12, 13)) - system_before
     finally:
-        for process in (relay, upstream):
+        for process in (relay, upstream.process):
             process.terminate()
             process.wait(10)
     expected = args.streams * args.tokens
     print(f"{args.streams} streams x {args.tokens} tokens, one every {args.interval * 1000:.0f} ms "
           f"({args.streams / args.interval:.0f} events/s); memory store; wsgiref threaded server")
-    print(f"live events received: direct {len(direct)}/{expected}, relayed {len(relayed)}/{expected} in {wall:.1f}s "
-          f"(+{replayed} produced before their reader connected, replayed at once, not counted)")
+    print(f"events received: direct {len(direct)}/{expected}, relayed {len(relayed)}/{expected} in {wall:.1f}s"
+          + (f" (+{replayed} sent before their reader connected, not counted)" if replayed else ""))
     print(f"{'latency per event (ms)':<26}{'p50':>8}{'p99':>8}{'max':>8}")
     for name, values in (("direct upstream", direct), ("through the relay", relayed)):
         print(f"{name:<26}{quantile(values, .5):8.2f}{quantile(values, .99):8.2f}{max(values) / 1e6:8.2f}")
@@ -287,12 +389,16 @@ def main() -> None:
     added_p99 = quantile(relayed, .99) - quantile(direct, .99)
     print(f"{'added by the relay':<26}{added_p50:8.2f}{added_p99:8.2f}"
           f"   (target p99 < 5 ms: {'met' if added_p99 < 5 else 'NOT met'})")
+    client_us = baseline["cpu"] / max(1, baseline["events"]) * 1e6
+    print(f"baseline: {args.streams} holysse client streams reading the same upstream in one process, "
+          f"not relayed: {client_us:.0f} µs CPU per event, stream setup included")
     print(f"relay memory per stream: {(window.rss - window.rss_before) / args.streams / 1024:.0f} KiB "
           f"(RSS {window.rss_before / 2**20:.0f} -> {window.rss / 2**20:.0f} MiB with {args.streams} streams running)")
     events = len(relayed) + replayed
     print(f"relay CPU per relayed event: {window.cpu / max(1, window.events) * 1e6:.0f} µs while streaming "
           f"({window.events} events mid-run); {cpu / max(1, events) * 1e6:.0f} µs with stream setup "
-          f"({cpu:.2f} s CPU for {events} events, {cpu / wall * 100:.0f}% of a core)")
+          f"({cpu:.2f} s CPU, {system / max(cpu, 1e-9) * 100:.0f}% in the kernel, for {events} events, "
+          f"{cpu / wall * 100:.0f}% of a core)")
 
 
 if __name__ == "__main__":
