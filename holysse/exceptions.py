@@ -16,6 +16,11 @@ carry the text received so far in ``partial``, so nothing is ever lost::
      ├─ StreamDiverged          a replay produced a different answer
      ├─ StreamClosed            :meth:`Stream.close` was called while iterating
      ├─ RetriesExhausted        gave up; ``attempts`` is the history, ``__cause__`` the last error
+     ├─ RelayError              the browser relay refused a request; ``status`` is the HTTP answer
+     │   ├─ StreamNotFound      404: no such relayed stream (never existed, expired or evicted)
+     │   ├─ StreamForbidden     403: the stream belongs to another user or session
+     │   └─ StoreUnavailable    503: the stream store (Redis) failed or did not answer in time
+     │       └─ StoreFull       503: a :class:`MemoryStore` limit (bytes, streams) is reached
      └─ UsageError              the caller misused the API (also a :class:`RuntimeError`)
 
 Exceptions keep their extra data in keyword attributes and stay picklable.
@@ -40,6 +45,11 @@ __all__ = [
     "StreamDiverged",
     "StreamClosed",
     "RetriesExhausted",
+    "RelayError",
+    "StreamNotFound",
+    "StreamForbidden",
+    "StoreUnavailable",
+    "StoreFull",
     "UsageError",
 ]
 
@@ -195,6 +205,47 @@ class RetriesExhausted(HolySSEError):
         self, message: str = "", *, partial: str = "", attempts: tuple[tuple[int, str, float], ...] = (), **attrs: Any
     ) -> None:
         super().__init__(message, partial=partial, attempts=tuple(attempts), **attrs)
+
+
+class RelayError(HolySSEError):
+    """The browser relay (:mod:`holysse.relay`) refused or could not serve a
+    request. ``status`` is the HTTP status the relay answers with (400 for a
+    bad request when raised as such)."""
+
+    #: The HTTP status a relay view answers with.
+    status: int = 400
+
+    def __init__(self, message: str = "", *, partial: str = "", status: int | None = None, **attrs: Any) -> None:
+        super().__init__(message, partial=partial, **attrs)
+        if status is not None:
+            self.status = status
+            self._attrs["status"] = status
+
+
+class StreamNotFound(RelayError):
+    """No relayed stream has this id: it never existed, expired (TTL) or was
+    evicted to respect the store's limits."""
+
+    status = 404
+
+
+class StreamForbidden(RelayError):
+    """The relayed stream was started by another user or session."""
+
+    status = 403
+
+
+class StoreUnavailable(RelayError):
+    """The stream store failed or did not answer in time (Redis down,
+    unreachable, or too slow). Retrying later may work."""
+
+    status = 503
+    retryable = True
+
+
+class StoreFull(StoreUnavailable):
+    """A :class:`~holysse.relay.MemoryStore` limit (total bytes, number of
+    streams) is reached and nothing finished can be evicted."""
 
 
 class UsageError(HolySSEError, RuntimeError):
