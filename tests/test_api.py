@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import logging
 import pickle
+import subprocess
+import sys
 
 import pytest
 
@@ -28,7 +30,13 @@ def test_exported_names_are_pinned() -> None:
     ])
     for name in holysse.__all__:
         assert getattr(holysse, name) is not None
-    assert "relay" not in vars(holysse)  # the relay is imported explicitly only
+    imported = subprocess.run(
+        [sys.executable, "-c", "import sys, holysse; print(*(m for m in sys.modules if m.startswith('holysse')))"],
+        capture_output=True, text=True, check=True,
+    ).stdout.split()
+    assert "holysse.client" in imported
+    for optional in ("holysse.relay", "holysse.testing", "holysse.notebook", "holysse.cli"):
+        assert optional not in imported  # imported explicitly only
 
 
 @pytest.mark.parametrize(
