@@ -9,7 +9,9 @@ or :meth:`StreamLoop.close` releases it.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
+import sys
 import threading
 import time
 from typing import TYPE_CHECKING, Any, Callable, Iterator
@@ -20,13 +22,16 @@ from .dialects.profiles import ProviderProfile
 from .events import Event, Reconnecting, Reset, Resumed, TextDelta, ThinkingDelta, ToolCallDelta, Usage
 from .exceptions import (
     HolySSEError,
+    ProtocolError,
+    ReadTimeout,
     RetriesExhausted,
     StreamClosed,
     StreamInterrupted,
+    UsageError,
 )
 from .metrics import StreamMetrics
-from .resume import STRATEGIES, Expectation, ResendFilter, ResumeMismatch
-from ._http import check_response
+from .resume import STRATEGIES, EventIds, Expectation, ResendFilter, ResumeMismatch
+from ._http import BODY_HEAD, body_error, check_response
 from .transport import HTTPRequest, Response, Timeout, Transport
 from .wire import SSEDecoder
 
@@ -88,6 +93,10 @@ class StreamLoop:
         self._strategy = "first"
         self._filter: ResendFilter | None = None
         self._waste_base = (0, 0)
+        # Hard limits (see Client): answer size, SSE ids already delivered.
+        self._max_answer = client.max_answer_chars or sys.maxsize
+        self._answer_chars = 0
+        self._ids = EventIds()
 
     # -- public -------------------------------------------------------------
 
@@ -104,6 +113,8 @@ class StreamLoop:
         self.metrics.started = time.monotonic()
         error: BaseException | None = None
         try:
+            if self._client.closed:
+                raise UsageError("The Client was closed before this stream was read; create a new Client for it.")
             yield from self._attempts(acc)
         except GeneratorExit:
             self._closed.set()
@@ -165,9 +176,16 @@ class StreamLoop:
 
     def _delay(self, exc: HolySSEError, failures: int, history: list[tuple[int, str, float]]) -> float:
         elapsed = time.monotonic() - self.metrics.started
+        cause = str(exc).rstrip(".")
+        if self._policy.remaining(elapsed) == 0:
+            raise RetriesExhausted(
+                f"The stream deadline ({self._policy.deadline}s) passed after {failures - 1} reconnect attempts: "
+                f"{cause}. The partial answer is in exc.partial; raise RetryPolicy.deadline to allow more time.",
+                attempts=tuple(history),
+            ) from exc
         if not self._policy.can_retry(failures, elapsed):
             raise RetriesExhausted(
-                f"Gave up after {failures - 1} reconnect attempts ({elapsed:.1f}s): {exc}. "
+                f"Gave up after {failures - 1} reconnect attempts ({elapsed:.1f}s): {cause}. "
                 "The partial answer is in exc.partial; raise RetryPolicy.max_attempts or deadline to keep trying.",
                 attempts=tuple(history),
             ) from exc
@@ -178,7 +196,7 @@ class StreamLoop:
         remaining = self._policy.remaining(elapsed)
         if remaining is not None and delay >= remaining:
             raise RetriesExhausted(
-                f"The stream deadline ({self._policy.deadline}s) leaves no time to reconnect after: {exc}. "
+                f"The stream deadline ({self._policy.deadline}s) leaves no time to reconnect after: {cause}. "
                 "The partial answer is in exc.partial.",
                 attempts=tuple(history),
             ) from exc
@@ -286,7 +304,7 @@ class StreamLoop:
         timeout = self._timeout
         remaining = self._policy.remaining(time.monotonic() - self.metrics.started)
         if remaining is not None and timeout.read is not None:
-            timeout = Timeout(timeout.connect, max(0.001, min(timeout.read, remaining)))
+            timeout = dataclasses.replace(timeout, read=max(0.001, min(timeout.read, remaining)))
         response = self._transport.open(request, timeout)
         with self._response_lock:
             self._response = response
@@ -299,17 +317,29 @@ class StreamLoop:
         return Resumed(self._strategy, self.metrics.total_reconnects, expected)
 
     def _read(self, acc: Accumulator, response: Response, flt: ResendFilter | None) -> Iterator[Event]:
-        decoder = SSEDecoder(max_event_bytes=self._client.max_event_bytes)
+        client = self._client
+        decoder = SSEDecoder(max_event_bytes=client.max_event_bytes, max_line_bytes=client.max_line_bytes)
         parser = self._dialect.parser()
         metrics = self.metrics
-        watch_restart = self._strategy == "cursor"
+        watch_restart = resumed = self._strategy == "cursor"
+        ids = self._ids
+        ids.new_connection()
+        head: bytes | None = b""  # the body's start until its first event: maybe a bare JSON error
+        last_progress = time.monotonic()
         for chunk in response.iter_bytes():
+            now = time.monotonic()
             if metrics.ttfb is None:
-                metrics.ttfb = time.monotonic() - metrics.started
+                metrics.ttfb = now - metrics.started
+            if head is not None and len(head) < BODY_HEAD:
+                head += chunk[: BODY_HEAD - len(head)]
+            progressed = False
             for sse in decoder.feed(chunk):
+                head = None
                 events = parser.feed(sse)
+                ids.see(sse.id, resumed=resumed)  # before any of its text is delivered
+                progressed = progressed or bool(events)
                 if watch_restart and parser.started:
-                    watch_restart = False
+                    watch_restart = resumed = False
                     flt = self._restarted(acc)
                 if flt is not None and flt.active:
                     for event in events:
@@ -328,14 +358,38 @@ class StreamLoop:
                     return
             if decoder.reconnection_time is not None:
                 self._server_retry_ms = decoder.reconnection_time
+            if progressed:
+                last_progress = now
+            else:
+                self._check_idle(now - last_progress, decoder.pending_bytes)
+            self._check_deadline(now)
         decoder.close()
         if self._closed.is_set():
             raise StreamClosed(f"The stream was closed after {len(acc)} characters; the answer is incomplete.")
+        if head:
+            error = body_error(head, client)
+            if error is not None:
+                raise error
         raise StreamInterrupted(
             f"The connection closed before the end of the answer ({self._dialect.terminal} never came); "
             f"{len(acc)} characters received.",
             last_event_id=decoder.last_event_id,
         )
+
+    def _check_idle(self, idle: float, pending: int) -> None:
+        """Cut a connection that sends bytes but no answer event (keep-alive
+        comments only, or an event dripping in) for longer than ``Timeout.idle``."""
+        limit = self._timeout.idle
+        if limit is not None and idle > limit:
+            what = f"an unfinished event of {pending} bytes" if pending else "only keep-alive comments or pings"
+            raise ReadTimeout(
+                f"{self._original.url} sent no answer event for {idle:.1f}s ({what}); treating the connection as "
+                f"stalled. Raise Timeout(idle=...) above {limit:g}s if the model needs longer to start."
+            )
+
+    def _check_deadline(self, now: float) -> None:
+        if self._policy.remaining(now - self.metrics.started) == 0:
+            raise ReadTimeout(f"The stream deadline ({self._policy.deadline}s) passed while reading the answer.")
 
     def _move_cursor(self, acc: Accumulator, cursor: Any) -> None:
         self._cursor = cursor
@@ -343,12 +397,15 @@ class StreamLoop:
 
     def _deliver(self, acc: Accumulator, event: Event) -> Event:
         if type(event) is TextDelta:
+            self._grow(len(event.text))
             self._content_events += 1
             self.metrics.record_text(time.monotonic(), len(event.text))
         elif isinstance(event, ThinkingDelta):
+            self._grow(len(event.thinking))
             self._content_events += 1
             self._thinking_len += len(event.thinking)
         elif isinstance(event, ToolCallDelta):
+            self._grow(len(event.arguments))
             self._content_events += 1
             self._tool_lens[event.index] = self._tool_lens.get(event.index, 0) + len(event.arguments)
             if event.index not in self._tool_names or event.name:
@@ -360,6 +417,16 @@ class StreamLoop:
         acc.add(event)
         return event
 
+    def _grow(self, chars: int) -> None:
+        """Count answer characters (text, reasoning, tool arguments) before
+        they are delivered; refuse an answer past ``max_answer_chars``."""
+        self._answer_chars += chars
+        if self._answer_chars > self._max_answer:
+            raise ProtocolError(
+                f"The answer passed max_answer_chars={self._max_answer} characters; the server may be looping. "
+                "Pass a larger Client(max_answer_chars=...) if such long answers are expected."
+            )
+
     def _count_usage(self, usage: Usage) -> None:
         metrics = self.metrics
         metrics.billed_input_tokens += usage.input_tokens or 0
@@ -369,6 +436,7 @@ class StreamLoop:
 
     def _reset(self) -> None:
         self.metrics.resets += 1
+        self._answer_chars = 0
         self._thinking_len = 0
         self._tool_lens = {}
         self._tool_names = {}

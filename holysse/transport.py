@@ -12,11 +12,13 @@ own, the client never touches requests directly.
 
 from __future__ import annotations
 
+import http.client
 import json
 import logging
 import socket
 from dataclasses import dataclass, field
 from typing import Any, Iterator, Mapping, Protocol
+from urllib.parse import urljoin, urlsplit
 
 import requests
 import requests.adapters
@@ -32,6 +34,11 @@ logger = logging.getLogger(__name__)
 
 READ_SIZE = 65536
 _SECRET_HEADERS = frozenset({"authorization", "x-api-key", "api-key", "proxy-authorization", "cookie"})
+#: Redirects followed for one request, and which statuses are followed per
+#: method: a POST only when the status keeps the method and the body.
+MAX_REDIRECTS = 5
+_FOLLOWED = {"POST": frozenset({307, 308}), "GET": frozenset({301, 302, 303, 307, 308})}
+_DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
 @dataclass(frozen=True)
@@ -43,26 +50,36 @@ class Timeout:
         wait for the response headers. A longer silence is a *stall*: the
         stream is cut and resumed. It limits gaps, not the whole stream; for
         that see :attr:`RetryPolicy.deadline`.
+    :param idle: the longest time a connection may go without an answer event
+        (text, reasoning, a tool call, usage, the finish), however many bytes
+        arrive meanwhile: keep-alive comments, pings and an event that never
+        ends do not count. Checked whenever bytes arrive, so a stall is
+        noticed after at most ``idle + read``. Past it the connection is cut
+        like a stall (:class:`~holysse.exceptions.ReadTimeout`) and resumed.
+        Allow for the model's time to first token.
     """
 
     connect: float | None = 10.0
     read: float | None = 60.0
+    idle: float | None = 300.0
 
     @classmethod
-    def from_value(cls, value: Timeout | float | tuple[float | None, float | None] | None) -> Timeout:
-        """Accept a :class:`Timeout`, one number for both, or ``(connect, read)``."""
+    def from_value(cls, value: Timeout | float | tuple[float | None, ...] | None) -> Timeout:
+        """Accept a :class:`Timeout`, one number for ``connect`` and ``read``,
+        ``(connect, read)`` or ``(connect, read, idle)``, or ``None`` for no
+        limit at all."""
         if isinstance(value, Timeout):
             return value
         if value is None:
-            return cls(None, None)
+            return cls(None, None, None)
         if isinstance(value, tuple):
             return cls(*value)
         return cls(float(value), float(value))
 
     def __post_init__(self) -> None:
-        for name in ("connect", "read"):
+        for name in ("connect", "read", "idle"):
             value = getattr(self, name)
-            if value is not None and not value > 0:
+            if value is not None and not (isinstance(value, (int, float)) and value > 0):
                 raise exc_.UsageError(f"Timeout.{name} must be a positive number of seconds or None, not {value!r}")
 
 
@@ -143,6 +160,24 @@ class RequestsTransport:
         return f"<RequestsTransport owns_session={self._owns_session}>"
 
     def open(self, request: HTTPRequest, timeout: Timeout) -> Response:
+        """Send ``request``, following redirects (see :func:`redirect_target`).
+
+        :raises ProtocolError: too many redirects, a redirect that would
+            downgrade to plain http, or an oversized response head.
+        """
+        for _ in range(MAX_REDIRECTS + 1):
+            response = self._send(request, timeout)
+            target = redirect_target(request, response.status_code, response.headers)
+            if target is None:
+                return response
+            response.close()
+            logger.info("Following a %d redirect from %s to %s", response.status_code, request.url, target.url)
+            request = target
+        raise exc_.ProtocolError(
+            f"{request.url} is still redirecting after {MAX_REDIRECTS} redirects; set base_url to the final address."
+        )
+
+    def _send(self, request: HTTPRequest, timeout: Timeout) -> _RequestsResponse:
         headers = {"User-Agent": f"holysse/{__version__} requests/{requests.__version__}"}
         headers.update(request.headers)
         body = None
@@ -168,6 +203,43 @@ class RequestsTransport:
             self._session.close()
 
 
+def redirect_target(request: HTTPRequest, status: int, headers: Mapping[str, str]) -> HTTPRequest | None:
+    """The request to send after a redirect, or ``None`` when ``status`` is
+    not one to follow (the caller then reports it as an error status).
+
+    A POST follows only 307 and 308, which keep the method and the body
+    (301/302/303 would turn a streaming POST into a GET); a GET follows every
+    redirect. A redirect to another origin (scheme, host or port) drops the
+    credentials (``Authorization``, ``x-api-key``, ``api-key``, cookies):
+    the key is only ever sent where the caller pointed ``base_url``.
+
+    :raises ProtocolError: the target is not http(s), carries credentials, or
+        downgrades ``https://`` to ``http://``.
+    """
+    if status not in _FOLLOWED.get(request.method.upper(), _FOLLOWED["POST"]):
+        return None
+    location = next((value for name, value in headers.items() if name.lower() == "location"), None)
+    if not location:
+        return None
+    url = urljoin(request.url, location.strip())
+    old, new = urlsplit(request.url), urlsplit(url)
+    if new.scheme not in _DEFAULT_PORTS or not new.hostname or new.username or new.password:
+        raise exc_.ProtocolError(f"{request.url} redirected to an unusable address ({status}); not following it.")
+    if old.scheme == "https" and new.scheme == "http":
+        raise exc_.ProtocolError(
+            f"{request.url} redirected to plain http:// ({new.hostname}); not following a downgrade from https. "
+            "Set base_url to the final address if that is really intended."
+        )
+    kept = dict(request.headers)
+    if _origin(old) != _origin(new):
+        kept = {name: value for name, value in kept.items() if name.lower() not in _SECRET_HEADERS}
+    return HTTPRequest(request.method, url, kept, request.json)
+
+
+def _origin(parts: Any) -> tuple[str, str, int]:
+    return parts.scheme, (parts.hostname or "").lower(), parts.port or _DEFAULT_PORTS.get(parts.scheme, 0)
+
+
 def _scrubbed(exc: requests.RequestException) -> requests.RequestException:
     """Drop the request object (it holds the credentials) from a requests error."""
     exc.request = None
@@ -177,6 +249,11 @@ def _scrubbed(exc: requests.RequestException) -> requests.RequestException:
 
 def _translate_open_error(exc: requests.RequestException, url: str) -> exc_.HolySSEError:
     reason = _reason(exc)
+    if _bad_response_head(exc):
+        return exc_.ProtocolError(
+            f"{url} sent a response head holysse refuses ({reason}): a line over 64 KiB or more than 100 "
+            "headers. Check base_url and any proxy in between."
+        )
     if isinstance(exc, requests.exceptions.ConnectTimeout):
         return exc_.ConnectError(f"Timed out connecting to {url}; check the network or raise Timeout.connect.")
     if isinstance(exc, requests.exceptions.ReadTimeout):
@@ -195,12 +272,29 @@ def _translate_open_error(exc: requests.RequestException, url: str) -> exc_.Holy
 
 def _reason(exc: BaseException) -> str:
     """The innermost readable cause, without URLs full of noise."""
-    inner: BaseException = exc
-    while inner.args and isinstance(inner.args[0], BaseException):
-        inner = inner.args[0]
-    if isinstance(inner, urllib3.exceptions.MaxRetryError) and inner.reason is not None:
-        inner = inner.reason
+    inner = _innermost(exc)
     return f"{type(inner).__name__}: {inner}"
+
+
+def _innermost(exc: BaseException) -> BaseException:
+    """The error wrapped deepest in requests/urllib3 errors (which keep it as
+    their last argument, or as ``MaxRetryError.reason``)."""
+    inner: BaseException = exc
+    for _ in range(8):
+        if inner.args and isinstance(inner.args[-1], BaseException):
+            inner = inner.args[-1]
+        elif isinstance(inner, urllib3.exceptions.MaxRetryError) and inner.reason is not None:
+            inner = inner.reason
+        else:
+            break
+    return inner
+
+
+def _bad_response_head(exc: BaseException) -> bool:
+    """Whether http.client refused the response head for its size: a line
+    over 64 KiB (``LineTooLong``) or more than 100 header lines."""
+    inner = _innermost(exc)
+    return isinstance(inner, http.client.LineTooLong) or type(inner) is http.client.HTTPException
 
 
 class _RequestsResponse:
