@@ -15,6 +15,8 @@ from typing import Any, Callable
 
 from holysse.testing.connection import Connection, HTTPRequest
 
+from .listener import LoopbackListener
+
 __all__ = ["ScriptedServer", "Respond", "sse_head", "chat_events", "ANSWER", "PIECES"]
 
 #: The answer scripted chat servers stream, and its pieces (one per event).
@@ -22,10 +24,9 @@ ANSWER = "Nothing lost, nothing repeated: the text you receive is the answer, wh
 PIECES = [ANSWER[i : i + 7] for i in range(0, len(ANSWER), 7)]
 
 Respond = Callable[[Connection, HTTPRequest, int], None]
-_JOIN = 2.0
 
 
-class ScriptedServer:
+class ScriptedServer(LoopbackListener):
     """Answers request number ``i`` (from 0) with ``respond(conn, request, i)``.
 
     :param respond: writes the whole response; the connection is closed (FIN)
@@ -34,76 +35,26 @@ class ScriptedServer:
     """
 
     def __init__(self, respond: Respond, host: str = "127.0.0.1") -> None:
+        super().__init__(host)
         self._respond = respond
-        self._host = host
-        #: Set when the server closes: handlers waiting on it stop.
-        self.closing = threading.Event()
+        self._requests_lock = threading.Lock()
         #: Every request received, in arrival order.
         self.requests: list[HTTPRequest] = []
-        self._lock = threading.Lock()
-        self._conns: dict[threading.Thread, socket.socket] = {}
-        self._listener = socket.create_server((host, 0))
-        self._listener.settimeout(0.05)
-        self.port: int = self._listener.getsockname()[1]
-        self._thread = threading.Thread(target=self._serve, name="scripted-accept", daemon=True)
 
-    @property
-    def url(self) -> str:
-        """The base URL (``http://host:port/v1``)."""
-        return f"http://{self._host}:{self.port}/v1"
-
-    def __enter__(self) -> ScriptedServer:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
-
-    def _serve(self) -> None:
-        while not self.closing.is_set():
-            try:
-                sock, _ = self._listener.accept()
-            except (socket.timeout, OSError):
-                continue
-            sock.settimeout(None)
-            thread = threading.Thread(target=self._run, args=(sock,), name="scripted-conn", daemon=True)
-            with self._lock:
-                self._conns[thread] = sock
-            thread.start()
-
-    def _run(self, sock: socket.socket) -> None:
+    def handle(self, sock: socket.socket) -> None:
         conn = Connection(sock, self.closing)
         try:
             request = conn.read_request()
             if request is None:
                 return
-            with self._lock:
+            with self._requests_lock:
                 index = len(self.requests)
                 self.requests.append(request)
             self._respond(conn, request, index)
         except OSError:
             pass  # the client went away: what hostile tests provoke
         finally:
-            with self._lock:
-                self._conns.pop(threading.current_thread(), None)
             conn.close_fin()
-
-    def close(self) -> None:
-        """Stop: end every handler's waits, close every socket, join every thread."""
-        self.closing.set()
-        if self._thread.is_alive():
-            self._thread.join(_JOIN)
-        self._listener.close()
-        with self._lock:
-            conns = dict(self._conns)
-        for sock in conns.values():
-            try:
-                sock.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
-        for thread in conns:
-            thread.join(_JOIN)
-        assert not any(t.is_alive() for t in conns), "a scripted handler did not end"
 
     def write_forever(self, conn: Connection, piece: bytes, every: float, limit: float = 30.0) -> None:
         """Write ``piece`` every ``every`` seconds until the client goes away,
