@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import math
 import sys
 import threading
 import time
@@ -325,6 +326,9 @@ class StreamLoop:
         ids = self._ids
         ids.new_connection()
         head: bytes | None = b""  # the body's start until its first event: maybe a bare JSON error
+        idle_limit = self._timeout.idle or math.inf
+        deadline = self._policy.deadline
+        stop_at = math.inf if deadline is None else metrics.started + deadline
         last_progress = time.monotonic()
         for chunk in response.iter_bytes():
             now = time.monotonic()
@@ -360,9 +364,10 @@ class StreamLoop:
                 self._server_retry_ms = decoder.reconnection_time
             if progressed:
                 last_progress = now
-            else:
-                self._check_idle(now - last_progress, decoder.pending_bytes)
-            self._check_deadline(now)
+            elif now - last_progress > idle_limit:
+                raise self._idle_error(now - last_progress, decoder.pending_bytes)
+            if now >= stop_at:
+                raise ReadTimeout(f"The stream deadline ({deadline}s) passed while reading the answer.")
         decoder.close()
         if self._closed.is_set():
             raise StreamClosed(f"The stream was closed after {len(acc)} characters; the answer is incomplete.")
@@ -376,20 +381,14 @@ class StreamLoop:
             last_event_id=decoder.last_event_id,
         )
 
-    def _check_idle(self, idle: float, pending: int) -> None:
-        """Cut a connection that sends bytes but no answer event (keep-alive
-        comments only, or an event dripping in) for longer than ``Timeout.idle``."""
-        limit = self._timeout.idle
-        if limit is not None and idle > limit:
-            what = f"an unfinished event of {pending} bytes" if pending else "only keep-alive comments or pings"
-            raise ReadTimeout(
-                f"{self._original.url} sent no answer event for {idle:.1f}s ({what}); treating the connection as "
-                f"stalled. Raise Timeout(idle=...) above {limit:g}s if the model needs longer to start."
-            )
-
-    def _check_deadline(self, now: float) -> None:
-        if self._policy.remaining(now - self.metrics.started) == 0:
-            raise ReadTimeout(f"The stream deadline ({self._policy.deadline}s) passed while reading the answer.")
+    def _idle_error(self, idle: float, pending: int) -> ReadTimeout:
+        """The cut of a connection that sent bytes but no answer event (only
+        keep-alive comments, or an event dripping in) for over ``Timeout.idle``."""
+        what = f"an unfinished event of {pending} bytes" if pending else "only keep-alive comments or pings"
+        return ReadTimeout(
+            f"{self._original.url} sent no answer event for {idle:.1f}s ({what}); treating the connection as "
+            f"stalled. Raise Timeout(idle=...) above {self._timeout.idle:g}s if the model needs longer to start."
+        )
 
     def _move_cursor(self, acc: Accumulator, cursor: Any) -> None:
         self._cursor = cursor

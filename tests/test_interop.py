@@ -94,7 +94,8 @@ def llama_server() -> Iterator[tuple[str, int]]:
     model = gemma.assemble()  # cached under ~/.cache after the first time
     port = _free_port()
     command = [sys.executable, "-m", "llama_cpp.server", "--model", str(model), "--host", "127.0.0.1",
-               "--port", str(port), "--n_ctx", "1024", "--n_threads", "2", "--seed", "0", "--verbose", "False"]
+               "--port", str(port), "--n_ctx", "1024", "--n_threads", "2", "--seed", "0", "--verbose", "False",
+               "--chat_format", "gemma"]  # without it llama-cpp-python falls back to llama-2 and says nothing
     with tempfile.TemporaryFile() as log:
         process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT,
                                    env={**os.environ, "PYTHONWARNINGS": "ignore"})
