@@ -177,16 +177,16 @@ class StreamLoop:
 
     def _delay(self, exc: HolySSEError, failures: int, history: list[tuple[int, str, float]]) -> float:
         elapsed = time.monotonic() - self.metrics.started
-        cause = str(exc).rstrip(".")
+        cause = _sentence(str(exc))
         if self._policy.remaining(elapsed) == 0:
             raise RetriesExhausted(
                 f"The stream deadline ({self._policy.deadline}s) passed after {failures - 1} reconnect attempts: "
-                f"{cause}. The partial answer is in exc.partial; raise RetryPolicy.deadline to allow more time.",
+                f"{cause} The partial answer is in exc.partial; raise RetryPolicy.deadline to allow more time.",
                 attempts=tuple(history),
             ) from exc
         if not self._policy.can_retry(failures, elapsed):
             raise RetriesExhausted(
-                f"Gave up after {failures - 1} reconnect attempts ({elapsed:.1f}s): {cause}. "
+                f"Gave up after {failures - 1} reconnect attempts ({elapsed:.1f}s): {cause} "
                 "The partial answer is in exc.partial; raise RetryPolicy.max_attempts or deadline to keep trying.",
                 attempts=tuple(history),
             ) from exc
@@ -197,7 +197,7 @@ class StreamLoop:
         remaining = self._policy.remaining(elapsed)
         if remaining is not None and delay >= remaining:
             raise RetriesExhausted(
-                f"The stream deadline ({self._policy.deadline}s) leaves no time to reconnect after: {cause}. "
+                f"The stream deadline ({self._policy.deadline}s) leaves no time to reconnect after: {cause} "
                 "The partial answer is in exc.partial.",
                 attempts=tuple(history),
             ) from exc
@@ -440,3 +440,9 @@ class StreamLoop:
         self._tool_lens = {}
         self._tool_names = {}
         self._mark = _Mark()
+
+
+def _sentence(text: str) -> str:
+    """``text`` ending with exactly one full stop (or its own ``?``/``!``)."""
+    text = text.rstrip(". ")
+    return text if text.endswith(("?", "!")) else text + "."
