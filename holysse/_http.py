@@ -4,8 +4,8 @@ An error status becomes :class:`HTTPStatusError` (or :class:`RateLimitError`,
 :class:`AuthenticationError`) with the server's message, request id and
 ``Retry-After``; a 2xx that is not ``text/event-stream`` is read (a JSON
 error body is reported as such) and never parsed as SSE; a
-``text/event-stream`` whose body is a bare JSON error is reported by
-:func:`body_error` when it ends.
+``text/event-stream`` whose body is a bare JSON error or an HTML page is
+reported by :func:`body_error` when it ends.
 """
 
 from __future__ import annotations
@@ -22,12 +22,10 @@ if TYPE_CHECKING:
     from .client import Client
     from .dialects.base import Dialect
 
-__all__ = ["check_response", "body_error", "BODY_HEAD"]
+__all__ = ["check_response", "body_error"]
 
 _REQUEST_ID_HEADERS = ("x-request-id", "request-id", "openai-request-id", "anthropic-request-id", "cf-ray")
 _EXCERPT = 500
-#: Bytes of an event stream kept until its first event, for :func:`body_error`.
-BODY_HEAD = 4096
 
 
 def check_response(response: Response, client: Client, dialect: Dialect) -> None:

@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import math
-import sys
 import threading
 import time
 from typing import TYPE_CHECKING, Any, Callable, Iterator
@@ -23,16 +21,15 @@ from .dialects.profiles import ProviderProfile
 from .events import Event, Reconnecting, Reset, Resumed, TextDelta, ThinkingDelta, ToolCallDelta, Usage
 from .exceptions import (
     HolySSEError,
-    ProtocolError,
-    ReadTimeout,
     RetriesExhausted,
     StreamClosed,
     StreamInterrupted,
     UsageError,
 )
+from .limits import AnswerBudget, ConnectionWatch
 from .metrics import StreamMetrics
 from .resume import STRATEGIES, EventIds, Expectation, ResendFilter, ResumeMismatch
-from ._http import BODY_HEAD, body_error, check_response
+from ._http import body_error, check_response
 from .transport import HTTPRequest, Response, Timeout, Transport
 from .wire import SSEDecoder
 
@@ -94,10 +91,8 @@ class StreamLoop:
         self._strategy = "first"
         self._filter: ResendFilter | None = None
         self._waste_base = (0, 0)
-        # Hard limits (see Client): answer size, SSE ids already delivered.
-        self._max_answer = client.max_answer_chars or sys.maxsize
-        self._answer_chars = 0
-        self._ids = EventIds()
+        self._budget = AnswerBudget(client.max_answer_chars)
+        self._ids = EventIds()  # SSE ids already delivered
 
     # -- public -------------------------------------------------------------
 
@@ -325,20 +320,14 @@ class StreamLoop:
         watch_restart = resumed = self._strategy == "cursor"
         ids = self._ids
         ids.new_connection()
-        head: bytes | None = b""  # the body's start until its first event: maybe a bare JSON error
-        idle_limit = self._timeout.idle or math.inf
-        deadline = self._policy.deadline
-        stop_at = math.inf if deadline is None else metrics.started + deadline
-        last_progress = time.monotonic()
+        watch = ConnectionWatch(self._original.url, self._timeout.idle, self._policy.deadline, metrics.started)
         for chunk in response.iter_bytes():
-            now = time.monotonic()
+            now = watch.arrived(chunk)
             if metrics.ttfb is None:
                 metrics.ttfb = now - metrics.started
-            if head is not None and len(head) < BODY_HEAD:
-                head += chunk[: BODY_HEAD - len(head)]
             progressed = False
             for sse in decoder.feed(chunk):
-                head = None
+                watch.head = None
                 events = parser.feed(sse)
                 ids.see(sse.id, resumed=resumed)  # before any of its text is delivered
                 progressed = progressed or bool(events)
@@ -362,17 +351,12 @@ class StreamLoop:
                     return
             if decoder.reconnection_time is not None:
                 self._server_retry_ms = decoder.reconnection_time
-            if progressed:
-                last_progress = now
-            elif now - last_progress > idle_limit:
-                raise self._idle_error(now - last_progress, decoder.pending_bytes)
-            if now >= stop_at:
-                raise ReadTimeout(f"The stream deadline ({deadline}s) passed while reading the answer.")
+            watch.check(now, progressed, decoder.pending_bytes)
         decoder.close()
         if self._closed.is_set():
             raise StreamClosed(f"The stream was closed after {len(acc)} characters; the answer is incomplete.")
-        if head:
-            error = body_error(head, client)
+        if watch.head:
+            error = body_error(watch.head, client)
             if error is not None:
                 raise error
         raise StreamInterrupted(
@@ -381,30 +365,21 @@ class StreamLoop:
             last_event_id=decoder.last_event_id,
         )
 
-    def _idle_error(self, idle: float, pending: int) -> ReadTimeout:
-        """The cut of a connection that sent bytes but no answer event (only
-        keep-alive comments, or an event dripping in) for over ``Timeout.idle``."""
-        what = f"an unfinished event of {pending} bytes" if pending else "only keep-alive comments or pings"
-        return ReadTimeout(
-            f"{self._original.url} sent no answer event for {idle:.1f}s ({what}); treating the connection as "
-            f"stalled. Raise Timeout(idle=...) above {self._timeout.idle:g}s if the model needs longer to start."
-        )
-
     def _move_cursor(self, acc: Accumulator, cursor: Any) -> None:
         self._cursor = cursor
         self._mark = _Mark(len(acc), self._thinking_len, self._tool_lens)
 
     def _deliver(self, acc: Accumulator, event: Event) -> Event:
         if type(event) is TextDelta:
-            self._grow(len(event.text))
+            self._budget.spend(len(event.text))
             self._content_events += 1
             self.metrics.record_text(time.monotonic(), len(event.text))
         elif isinstance(event, ThinkingDelta):
-            self._grow(len(event.thinking))
+            self._budget.spend(len(event.thinking))
             self._content_events += 1
             self._thinking_len += len(event.thinking)
         elif isinstance(event, ToolCallDelta):
-            self._grow(len(event.arguments))
+            self._budget.spend(len(event.arguments))
             self._content_events += 1
             self._tool_lens[event.index] = self._tool_lens.get(event.index, 0) + len(event.arguments)
             if event.index not in self._tool_names or event.name:
@@ -416,16 +391,6 @@ class StreamLoop:
         acc.add(event)
         return event
 
-    def _grow(self, chars: int) -> None:
-        """Count answer characters (text, reasoning, tool arguments) before
-        they are delivered; refuse an answer past ``max_answer_chars``."""
-        self._answer_chars += chars
-        if self._answer_chars > self._max_answer:
-            raise ProtocolError(
-                f"The answer passed max_answer_chars={self._max_answer} characters; the server may be looping. "
-                "Pass a larger Client(max_answer_chars=...) if such long answers are expected."
-            )
-
     def _count_usage(self, usage: Usage) -> None:
         metrics = self.metrics
         metrics.billed_input_tokens += usage.input_tokens or 0
@@ -435,7 +400,7 @@ class StreamLoop:
 
     def _reset(self) -> None:
         self.metrics.resets += 1
-        self._answer_chars = 0
+        self._budget.reset()
         self._thinking_len = 0
         self._tool_lens = {}
         self._tool_names = {}

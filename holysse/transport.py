@@ -1,10 +1,12 @@
 """HTTP transport: the only module that imports requests and urllib3.
 
-It opens a streaming request, hands out the body as it arrives
-(``response.raw.read1(65536, decode_content=True)``: immediate delivery on
-chunked and close-delimited bodies, gzip decoded), and translates every
-requests/urllib3 error into the holysse tree with ``raise ... from exc``,
-both while opening and while iterating.
+It opens a streaming request (following 307/308 redirects without sending
+credentials to another origin: :func:`redirect_target`), hands out the body
+as it arrives (``response.raw.read1(65536, decode_content=True)``: immediate
+delivery on chunked and close-delimited bodies, gzip decoded at most 64 KiB
+per read with urllib3 >= 2.6, so a decompression bomb stays bounded), and
+translates every requests/urllib3 error into the holysse tree with
+``raise ... from exc``, both while opening and while iterating.
 
 The seam is the :class:`Transport` protocol: tests and users may plug in their
 own, the client never touches requests directly.
@@ -28,7 +30,7 @@ import urllib3.exceptions
 from . import exceptions as exc_
 from ._version import __version__
 
-__all__ = ["Timeout", "HTTPRequest", "Response", "Transport", "RequestsTransport"]
+__all__ = ["Timeout", "HTTPRequest", "Response", "Transport", "RequestsTransport", "redirect_target"]
 
 logger = logging.getLogger(__name__)
 
