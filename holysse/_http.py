@@ -3,7 +3,9 @@
 An error status becomes :class:`HTTPStatusError` (or :class:`RateLimitError`,
 :class:`AuthenticationError`) with the server's message, request id and
 ``Retry-After``; a 2xx that is not ``text/event-stream`` is read (a JSON
-error body is reported as such) and never parsed as SSE.
+error body is reported as such) and never parsed as SSE; a
+``text/event-stream`` whose body is a bare JSON error or an HTML page is
+reported by :func:`body_error` when it ends.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ if TYPE_CHECKING:
     from .client import Client
     from .dialects.base import Dialect
 
-__all__ = ["check_response", "read_json"]
+__all__ = ["check_response", "read_json", "body_error"]
 
 _REQUEST_ID_HEADERS = ("x-request-id", "request-id", "openai-request-id", "anthropic-request-id", "cf-ray")
 _EXCERPT = 500
@@ -83,6 +85,28 @@ def _not_a_stream(response: Response, content_type: str, client: Client) -> Holy
     )
 
 
+def body_error(head: bytes, client: Client) -> HolySSEError | None:
+    """The error a server meant when it answered ``text/event-stream`` but
+    sent a bare JSON error object or an HTML page instead of events
+    (``head``: the start of that body, no event in it), else ``None``."""
+    body = head.decode("utf-8", "replace").strip()
+    message = _error_message(body)
+    if message is not None:
+        return ProtocolError(
+            f"{client.base_url} answered with an event stream holding a JSON error instead of events: {message}",
+            status_code=200,
+            body_excerpt=body[:_EXCERPT],
+        )
+    if body[:15].lower().startswith(("<!doctype html", "<html")):
+        return ProtocolError(
+            f"{client.base_url} answered with an HTML page labelled text/event-stream (a login page or a proxy's "
+            f"error page?); check base_url and the network path. Body starts: {body[:120]!r}",
+            status_code=200,
+            body_excerpt=body[:_EXCERPT],
+        )
+    return None
+
+
 def _status_error(response: Response, client: Client, dialect: Dialect) -> HolySSEError:
     status = response.status_code
     headers = dict(response.headers)
@@ -99,8 +123,8 @@ def _status_error(response: Response, client: Client, dialect: Dialect) -> HolyS
         advice = _auth_advice(status, client)
     elif 300 <= status < 400:
         advice = (
-            f"holysse does not follow redirects of streaming POSTs (to {headers.get('Location', '?')}); "
-            "set base_url to the final address"
+            f"a redirect to {headers.get('Location', '?')}; holysse follows only 307 and 308 for a streaming "
+            "POST (they keep the method and body), so set base_url to the final address"
         )
     elif status == 404:
         advice = f"check base_url ({client.base_url}) and the model name; the {dialect.name} path may not exist there"

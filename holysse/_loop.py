@@ -9,6 +9,7 @@ or :meth:`StreamLoop.close` releases it.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import threading
 import time
@@ -24,10 +25,12 @@ from .exceptions import (
     RetriesExhausted,
     StreamClosed,
     StreamInterrupted,
+    UsageError,
 )
+from .limits import AnswerBudget, ConnectionWatch
 from .metrics import StreamMetrics
-from .resume import STRATEGIES, Expectation, ResendFilter, ResumeMismatch
-from ._http import check_response
+from .resume import STRATEGIES, EventIds, Expectation, ResendFilter, ResumeMismatch
+from ._http import body_error, check_response
 from .transport import HTTPRequest, Response, Timeout, Transport
 from .wire import SSEDecoder
 
@@ -100,6 +103,8 @@ class StreamLoop:
         self._waste_base = (0, 0)
         self._parser: Parser | None = None
         self._refused: set[str] = set()
+        self._budget = AnswerBudget(client.max_answer_chars)
+        self._ids = EventIds()  # SSE ids already delivered
 
     # -- public -------------------------------------------------------------
 
@@ -116,6 +121,8 @@ class StreamLoop:
         self.metrics.started = time.monotonic()
         error: BaseException | None = None
         try:
+            if self._client.closed:
+                raise UsageError("The Client was closed before this stream was read; create a new Client for it.")
             yield from self._attempts(acc)
         except GeneratorExit:
             self._closed.set()
@@ -191,9 +198,16 @@ class StreamLoop:
 
     def _delay(self, exc: HolySSEError, failures: int, history: list[tuple[int, str, float]]) -> float:
         elapsed = time.monotonic() - self.metrics.started
+        cause = _sentence(str(exc))
+        if self._policy.remaining(elapsed) == 0:
+            raise RetriesExhausted(
+                f"The stream deadline ({self._policy.deadline}s) passed after {failures - 1} reconnect attempts: "
+                f"{cause} The partial answer is in exc.partial; raise RetryPolicy.deadline to allow more time.",
+                attempts=tuple(history),
+            ) from exc
         if not self._policy.can_retry(failures, elapsed):
             raise RetriesExhausted(
-                f"Gave up after {failures - 1} reconnect attempts ({elapsed:.1f}s): {exc}. "
+                f"Gave up after {failures - 1} reconnect attempts ({elapsed:.1f}s): {cause} "
                 "The partial answer is in exc.partial; raise RetryPolicy.max_attempts or deadline to keep trying.",
                 attempts=tuple(history),
             ) from exc
@@ -204,7 +218,7 @@ class StreamLoop:
         remaining = self._policy.remaining(elapsed)
         if remaining is not None and delay >= remaining:
             raise RetriesExhausted(
-                f"The stream deadline ({self._policy.deadline}s) leaves no time to reconnect after: {exc}. "
+                f"The stream deadline ({self._policy.deadline}s) leaves no time to reconnect after: {cause} "
                 "The partial answer is in exc.partial.",
                 attempts=tuple(history),
             ) from exc
@@ -326,7 +340,7 @@ class StreamLoop:
         timeout = self._timeout
         remaining = self._policy.remaining(time.monotonic() - self.metrics.started)
         if remaining is not None and timeout.read is not None:
-            timeout = Timeout(timeout.connect, max(0.001, min(timeout.read, remaining)))
+            timeout = dataclasses.replace(timeout, read=max(0.001, min(timeout.read, remaining)))
         response = self._transport.open(request, timeout)
         with self._response_lock:
             self._response = response
@@ -339,17 +353,26 @@ class StreamLoop:
         return Resumed(self._strategy, self.metrics.total_reconnects, expected)
 
     def _read(self, acc: Accumulator, response: Response, flt: ResendFilter | None) -> Iterator[Event]:
-        decoder = SSEDecoder(max_event_bytes=self._client.max_event_bytes)
+        client = self._client
+        decoder = SSEDecoder(max_event_bytes=client.max_event_bytes, max_line_bytes=client.max_line_bytes)
         parser = self._next_parser()
         metrics = self.metrics
-        watch_restart = self._strategy == "cursor"
+        watch_restart = resumed = self._strategy == "cursor"
+        ids = self._ids
+        ids.new_connection()
+        watch = ConnectionWatch(self._original.url, self._timeout.idle, self._policy.deadline, metrics.started)
         for chunk in response.iter_bytes():
+            now = watch.arrived(chunk)
             if metrics.ttfb is None:
-                metrics.ttfb = time.monotonic() - metrics.started
+                metrics.ttfb = now - metrics.started
+            progressed = False
             for sse in decoder.feed(chunk):
+                watch.head = None
                 events = parser.feed(sse)
+                ids.see(sse.id, resumed=resumed)  # before any of its text is delivered
+                progressed = progressed or bool(events)
                 if watch_restart and parser.started:
-                    watch_restart = False
+                    watch_restart = resumed = False
                     flt = self._restarted(acc)
                 if flt is not None and flt.active:
                     for event in events:
@@ -368,9 +391,14 @@ class StreamLoop:
                     return
             if decoder.reconnection_time is not None:
                 self._server_retry_ms = decoder.reconnection_time
+            watch.check(now, progressed, decoder.pending_bytes)
         decoder.close()
         if self._closed.is_set():
             raise StreamClosed(f"The stream was closed after {len(acc)} characters; the answer is incomplete.")
+        if watch.head:
+            error = body_error(watch.head, client)
+            if error is not None:
+                raise error
         raise StreamInterrupted(
             f"The connection closed before the end of the answer ({self._dialect.terminal} never came); "
             f"{len(acc)} characters received.",
@@ -391,12 +419,15 @@ class StreamLoop:
 
     def _deliver(self, acc: Accumulator, event: Event) -> Event:
         if type(event) is TextDelta:
+            self._budget.spend(len(event.text))
             self._content_events += 1
             self.metrics.record_text(time.monotonic(), len(event.text))
         elif isinstance(event, ThinkingDelta):
+            self._budget.spend(len(event.thinking))
             self._content_events += 1
             self._thinking_len += len(event.thinking)
         elif isinstance(event, ToolCallDelta):
+            self._budget.spend(len(event.arguments))
             self._content_events += 1
             self._tool_lens[event.index] = self._tool_lens.get(event.index, 0) + len(event.arguments)
             if event.index not in self._tool_names or event.name:
@@ -418,7 +449,14 @@ class StreamLoop:
 
     def _reset(self) -> None:
         self.metrics.resets += 1
+        self._budget.reset()
         self._thinking_len = 0
         self._tool_lens = {}
         self._tool_names = {}
         self._mark = _Mark()
+
+
+def _sentence(text: str) -> str:
+    """``text`` ending with exactly one full stop (or its own ``?``/``!``)."""
+    text = text.rstrip(". ")
+    return text if text.endswith(("?", "!")) else text + "."

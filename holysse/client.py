@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import threading
 import weakref
 from typing import Any, Callable, Generator, Iterator, Mapping, Sequence
@@ -35,6 +36,8 @@ logger = logging.getLogger(__name__)
 DEFAULT_BASE_URL = "https://api.holysheep.ai/v1"
 API_KEY_ENV = "HOLYSHEEP_API_KEY"
 BASE_URL_ENV = "HOLYSHEEP_BASE_URL"
+#: An HTTP header name (RFC 9110 token).
+_TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 
 
 class Client:
@@ -46,8 +49,10 @@ class Client:
         or shown in ``repr``.
     :param base_url: defaults to ``$HOLYSHEEP_BASE_URL`` or
         ``https://api.holysheep.ai/v1``.
-    :param timeout: a :class:`Timeout`, one number, or ``(connect, read)``;
-        ``read`` is the longest silence allowed before a stall is declared.
+    :param timeout: a :class:`Timeout`, one number, ``(connect, read)`` or
+        ``(connect, read, idle)``; ``read`` is the longest silence allowed
+        before a stall is declared, ``idle`` the longest time without an
+        answer event (keep-alive comments do not count).
     :param retry: a :class:`RetryPolicy`, a number of attempts, or ``False``.
     :param resume: ``"auto"``, ``"cursor"``, ``"prefill"``, ``"replay"`` or
         ``"none"`` (see the README: how a cut stream continues).
@@ -69,7 +74,12 @@ class Client:
         of a JSON file with that dict; they add to and override the built-in
         prices.
     :param transport: a :class:`Transport` to use instead of requests.
-    :param max_event_bytes: the largest SSE event accepted.
+    :param max_event_bytes: the largest SSE event accepted (8 MiB).
+    :param max_line_bytes: the longest SSE line accepted (default: as
+        ``max_event_bytes``).
+    :param max_answer_chars: the longest answer accepted, in characters of
+        text, reasoning and tool arguments together (4 Mi), or ``None``.
+        Past these limits the stream fails with :class:`ProtocolError`.
     :param on_metrics: called with :class:`StreamMetrics` when each stream ends.
     :param allow_insecure_http: send the key over plain ``http://`` to a
         non-loopback host (refused by default: the key would travel in clear).
@@ -80,7 +90,7 @@ class Client:
         api_key: str | None = None,
         base_url: str | None = None,
         *,
-        timeout: Timeout | float | tuple[float | None, float | None] | None = Timeout(),
+        timeout: Timeout | float | tuple[float | None, ...] | None = Timeout(),
         retry: RetryPolicy | int | bool | None = None,
         resume: str = "auto",
         on_divergence: str = "reset",
@@ -92,6 +102,8 @@ class Client:
         prices: PriceSource = None,
         transport: Transport | None = None,
         max_event_bytes: int = 8 << 20,
+        max_line_bytes: int | None = None,
+        max_answer_chars: int | None = 4 << 20,
         on_metrics: Callable[[StreamMetrics], None] | None = None,
         allow_insecure_http: bool = False,
     ) -> None:
@@ -109,7 +121,9 @@ class Client:
         self._provider = provider
         self.provider = _profile(provider, self.base_url, self.dialect.name, None)
         self.prices = PriceTable.load(prices)
-        self.max_event_bytes = max_event_bytes
+        self.max_event_bytes = _limit("max_event_bytes", max_event_bytes)
+        self.max_line_bytes = None if max_line_bytes is None else _limit("max_line_bytes", max_line_bytes)
+        self.max_answer_chars = None if max_answer_chars is None else _limit("max_answer_chars", max_answer_chars)
         self.on_metrics = on_metrics
         self._check_config(allow_insecure_http)
         self._transport: Transport = transport or RequestsTransport(session)
@@ -131,6 +145,11 @@ class Client:
                     "text. Use https://, or pass allow_insecure_http=True if this network is trusted."
                 )
         _check_headers(self.headers)
+
+    @property
+    def closed(self) -> bool:
+        """Whether :meth:`close` was called."""
+        return self._closed
 
     @property
     def api_key_source(self) -> str | None:
@@ -155,7 +174,7 @@ class Client:
         on_divergence: str | None = None,
         on_text: Callable[[str], None] | None = None,
         on_event: Callable[[Event], None] | None = None,
-        timeout: Timeout | float | tuple[float | None, float | None] | None = None,
+        timeout: Timeout | float | tuple[float | None, ...] | None = None,
         extra_headers: Mapping[str, str] | None = None,
         **body: Any,
     ) -> Stream:
@@ -427,15 +446,28 @@ def _model_ids(payload: Any, base_url: str) -> list[str]:
     return [str(item["id"]) for item in items if isinstance(item, dict) and "id" in item]
 
 
+def _limit(name: str, value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise UsageError(f"{name} must be a positive int, not {value!r}.")
+    return value
+
+
 def _check_headers(headers: Mapping[str, str]) -> None:
     for name, value in headers.items():
-        if not isinstance(value, str) or any(c in name + value for c in "\r\n\0"):
-            raise UsageError(f"Header {name!r} has a non-string value or CR/LF/NUL in it; headers must be one line.")
+        if not isinstance(name, str) or not _TOKEN.fullmatch(name):
+            raise UsageError(
+                f"Header name {name!r} is not an HTTP token; use letters, digits and -, without spaces or colons."
+            )
+        if not isinstance(value, str) or any(c in value for c in "\r\n\0"):
+            raise UsageError(
+                f"Header {name!r} has a non-string value or CR/LF/NUL in it (which could inject headers); "
+                "pass a one-line str."
+            )
 
 
 def _check_body(body: Mapping[str, Any]) -> None:
     model = body.get("model")
     if model is not None and (not isinstance(model, str) or any(c in model for c in "\r\n\0")):
-        raise UsageError(f"model must be a one-line string, not {model!r}.")
+        raise UsageError(f"model must be a one-line string without CR, LF or NUL (such as 'gpt-4.1'), not {model!r}.")
     if "stream" in body and body["stream"] is not True:
         raise UsageError("stream= is always true with holysse; remove it from the arguments.")

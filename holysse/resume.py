@@ -6,7 +6,8 @@ or whitespace held back from a prefilled message (``prefill``). The
 :class:`ResendFilter` checks that what comes again equals what was delivered,
 drops it, and lets only new content through. When it differs, the answer has
 *diverged*: a replay resets (or raises), the other strategies fall back to
-replay.
+replay. :class:`EventIds` catches a cursor resume whose server sends again
+events already delivered (their SSE ids were seen before).
 
 Whitespace held back from a prefill is a *seam*: the model writes its own
 whitespace there. When that begins with what was held back (the usual case),
@@ -23,7 +24,7 @@ from dataclasses import dataclass, field
 from .events import Event, Finished, Reset, TextDelta, ThinkingDelta, ToolCallDelta
 from .exceptions import StreamDiverged, UsageError
 
-__all__ = ["STRATEGIES", "Expectation", "ResendFilter", "ResumeMismatch", "check_strategy"]
+__all__ = ["STRATEGIES", "EventIds", "Expectation", "ResendFilter", "ResumeMismatch", "check_strategy"]
 
 #: Strategies in the order ``auto`` prefers them.
 STRATEGIES = ("cursor", "prefill", "replay")
@@ -45,6 +46,38 @@ def check_strategy(resume: str, on_divergence: str) -> None:
 class ResumeMismatch(Exception):
     """Internal: a cursor or prefill connection did not re-send what it should;
     the stream falls back to replay."""
+
+
+class EventIds:
+    """The SSE ids one stream has seen, to catch a server that answers a
+    ``Last-Event-ID`` by sending again events already delivered (a duplicate
+    or an earlier id): their text would be delivered twice.
+
+    Ids are opaque strings, so only ids seen before are caught, not an order.
+    """
+
+    def __init__(self) -> None:
+        self._seen: set[str] = set()
+        self._current = ""
+
+    def new_connection(self) -> None:
+        """A new connection starts: its first id is checked even if equal to
+        the last one seen."""
+        self._current = ""
+
+    def see(self, event_id: str, *, resumed: bool) -> None:
+        """Record the id an event carries (sticky ids repeat it: ignored).
+
+        :param resumed: the connection was opened with a cursor; an id seen
+            before is then a re-send.
+        :raises ResumeMismatch: a resumed connection re-sent ``event_id``.
+        """
+        if not event_id or event_id == self._current:
+            return
+        self._current = event_id
+        if resumed and event_id in self._seen:
+            raise ResumeMismatch(f"cursor resume sent again event {event_id!r}, which was already delivered")
+        self._seen.add(event_id)
 
 
 @dataclass

@@ -1,10 +1,12 @@
 """HTTP transport: the only module that imports requests and urllib3.
 
-It opens a streaming request, hands out the body as it arrives
-(``response.raw.read1(65536, decode_content=True)``: immediate delivery on
-chunked and close-delimited bodies, gzip decoded), and translates every
-requests/urllib3 error into the holysse tree with ``raise ... from exc``,
-both while opening and while iterating.
+It opens a streaming request (following 307/308 redirects without sending
+credentials to another origin: :func:`redirect_target`), hands out the body
+as it arrives (``response.raw.read1(65536, decode_content=True)``: immediate
+delivery on chunked and close-delimited bodies, gzip decoded at most 64 KiB
+per read with urllib3 >= 2.6, so a decompression bomb stays bounded), and
+translates every requests/urllib3 error into the holysse tree with
+``raise ... from exc``, both while opening and while iterating.
 
 The seam is the :class:`Transport` protocol: tests and users may plug in their
 own, the client never touches requests directly.
@@ -12,13 +14,14 @@ own, the client never touches requests directly.
 
 from __future__ import annotations
 
+import http.client
 import ipaddress
 import json
 import logging
 import socket
 from dataclasses import dataclass, field
 from typing import Any, Iterator, Mapping, Protocol
-from urllib.parse import urlsplit
+from urllib.parse import urljoin, urlsplit
 
 import requests
 import requests.adapters
@@ -28,7 +31,7 @@ import urllib3.exceptions
 from . import exceptions as exc_
 from ._version import __version__
 
-__all__ = ["Timeout", "HTTPRequest", "Response", "Transport", "RequestsTransport", "is_loopback"]
+__all__ = ["Timeout", "HTTPRequest", "Response", "Transport", "RequestsTransport", "is_loopback", "redirect_target"]
 
 logger = logging.getLogger(__name__)
 
@@ -48,6 +51,11 @@ def is_loopback(host: str | None) -> bool:
         return ipaddress.ip_address(host.strip("[]")).is_loopback
     except ValueError:
         return False
+#: Redirects followed for one request, and which statuses are followed per
+#: method: a POST only when the status keeps the method and the body.
+MAX_REDIRECTS = 5
+_FOLLOWED = {"POST": frozenset({307, 308}), "GET": frozenset({301, 302, 303, 307, 308})}
+_DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
 @dataclass(frozen=True)
@@ -59,26 +67,36 @@ class Timeout:
         wait for the response headers. A longer silence is a *stall*: the
         stream is cut and resumed. It limits gaps, not the whole stream; for
         that see :attr:`RetryPolicy.deadline`.
+    :param idle: the longest time a connection may go without an answer event
+        (text, reasoning, a tool call, usage, the finish), however many bytes
+        arrive meanwhile: keep-alive comments, pings and an event that never
+        ends do not count. Checked whenever bytes arrive, so a stall is
+        noticed after at most ``idle + read``. Past it the connection is cut
+        like a stall (:class:`~holysse.exceptions.ReadTimeout`) and resumed.
+        Allow for the model's time to first token.
     """
 
     connect: float | None = 10.0
     read: float | None = 60.0
+    idle: float | None = 300.0
 
     @classmethod
-    def from_value(cls, value: Timeout | float | tuple[float | None, float | None] | None) -> Timeout:
-        """Accept a :class:`Timeout`, one number for both, or ``(connect, read)``."""
+    def from_value(cls, value: Timeout | float | tuple[float | None, ...] | None) -> Timeout:
+        """Accept a :class:`Timeout`, one number for ``connect`` and ``read``,
+        ``(connect, read)`` or ``(connect, read, idle)``, or ``None`` for no
+        limit at all."""
         if isinstance(value, Timeout):
             return value
         if value is None:
-            return cls(None, None)
+            return cls(None, None, None)
         if isinstance(value, tuple):
             return cls(*value)
         return cls(float(value), float(value))
 
     def __post_init__(self) -> None:
-        for name in ("connect", "read"):
+        for name in ("connect", "read", "idle"):
             value = getattr(self, name)
-            if value is not None and not value > 0:
+            if value is not None and not (isinstance(value, (int, float)) and value > 0):
                 raise exc_.UsageError(f"Timeout.{name} must be a positive number of seconds or None, not {value!r}")
 
 
@@ -159,6 +177,24 @@ class RequestsTransport:
         return f"<RequestsTransport owns_session={self._owns_session}>"
 
     def open(self, request: HTTPRequest, timeout: Timeout) -> Response:
+        """Send ``request``, following redirects (see :func:`redirect_target`).
+
+        :raises ProtocolError: too many redirects, a redirect that would
+            downgrade to plain http, or an oversized response head.
+        """
+        for _ in range(MAX_REDIRECTS + 1):
+            response = self._send(request, timeout)
+            target = redirect_target(request, response.status_code, response.headers)
+            if target is None:
+                return response
+            response.close()
+            logger.info("Following a %d redirect from %s to %s", response.status_code, request.url, target.url)
+            request = target
+        raise exc_.ProtocolError(
+            f"{request.url} is still redirecting after {MAX_REDIRECTS} redirects; set base_url to the final address."
+        )
+
+    def _send(self, request: HTTPRequest, timeout: Timeout) -> _RequestsResponse:
         headers = {"User-Agent": f"holysse/{__version__} requests/{requests.__version__}"}
         headers.update(request.headers)
         body = None
@@ -195,6 +231,43 @@ def _hostname(url: str) -> str | None:
         return None  # requests reports the malformed URL
 
 
+def redirect_target(request: HTTPRequest, status: int, headers: Mapping[str, str]) -> HTTPRequest | None:
+    """The request to send after a redirect, or ``None`` when ``status`` is
+    not one to follow (the caller then reports it as an error status).
+
+    A POST follows only 307 and 308, which keep the method and the body
+    (301/302/303 would turn a streaming POST into a GET); a GET follows every
+    redirect. A redirect to another origin (scheme, host or port) drops the
+    credentials (``Authorization``, ``x-api-key``, ``api-key``, cookies):
+    the key is only ever sent where the caller pointed ``base_url``.
+
+    :raises ProtocolError: the target is not http(s), carries credentials, or
+        downgrades ``https://`` to ``http://``.
+    """
+    if status not in _FOLLOWED.get(request.method.upper(), _FOLLOWED["POST"]):
+        return None
+    location = next((value for name, value in headers.items() if name.lower() == "location"), None)
+    if not location:
+        return None
+    url = urljoin(request.url, location.strip())
+    old, new = urlsplit(request.url), urlsplit(url)
+    if new.scheme not in _DEFAULT_PORTS or not new.hostname or new.username or new.password:
+        raise exc_.ProtocolError(f"{request.url} redirected to an unusable address ({status}); not following it.")
+    if old.scheme == "https" and new.scheme == "http":
+        raise exc_.ProtocolError(
+            f"{request.url} redirected to plain http:// ({new.hostname}); not following a downgrade from https. "
+            "Set base_url to the final address if that is really intended."
+        )
+    kept = dict(request.headers)
+    if _origin(old) != _origin(new):
+        kept = {name: value for name, value in kept.items() if name.lower() not in _SECRET_HEADERS}
+    return HTTPRequest(request.method, url, kept, request.json)
+
+
+def _origin(parts: Any) -> tuple[str, str, int]:
+    return parts.scheme, (parts.hostname or "").lower(), parts.port or _DEFAULT_PORTS.get(parts.scheme, 0)
+
+
 def _scrubbed(exc: requests.RequestException) -> requests.RequestException:
     """Drop the request object (it holds the credentials) from a requests error."""
     exc.request = None
@@ -204,6 +277,11 @@ def _scrubbed(exc: requests.RequestException) -> requests.RequestException:
 
 def _translate_open_error(exc: requests.RequestException, url: str) -> exc_.HolySSEError:
     reason = _reason(exc)
+    if _bad_response_head(exc):
+        return exc_.ProtocolError(
+            f"{url} sent a response head holysse refuses ({reason}): a line over 64 KiB or more than 100 "
+            "headers. Check base_url and any proxy in between."
+        )
     if isinstance(exc, requests.exceptions.ConnectTimeout):
         return exc_.ConnectError(f"Timed out connecting to {url}; check the network or raise Timeout.connect.")
     if isinstance(exc, requests.exceptions.ReadTimeout):
@@ -222,18 +300,7 @@ def _translate_open_error(exc: requests.RequestException, url: str) -> exc_.Holy
 
 def _reason(exc: BaseException) -> str:
     """The innermost cause of a requests/urllib3 error, in a few words."""
-    inner, seen = exc, {id(exc)}
-    while True:
-        nested: BaseException | None = None
-        if isinstance(inner, urllib3.exceptions.MaxRetryError) and inner.reason is not None:
-            nested = inner.reason
-        elif inner.args and isinstance(inner.args[-1], BaseException):
-            nested = inner.args[-1]  # requests wraps urllib3's error; urllib3 wraps (message, cause)
-        if nested is None or id(nested) in seen:
-            break
-        seen.add(id(nested))
-        inner = nested
-    return _describe(inner)
+    return _describe(_innermost(exc))
 
 
 _PLAIN_CAUSES: tuple[tuple[type[BaseException], str], ...] = (
@@ -253,6 +320,27 @@ def _describe(cause: BaseException) -> str:
         return "the connection closed in the middle of the body (IncompleteRead)"
     text = str(cause)
     return f"{name}: {text}" if text else name
+
+
+def _innermost(exc: BaseException) -> BaseException:
+    """The error wrapped deepest in requests/urllib3 errors (which keep it as
+    their last argument, or as ``MaxRetryError.reason``)."""
+    inner: BaseException = exc
+    for _ in range(8):
+        if inner.args and isinstance(inner.args[-1], BaseException):
+            inner = inner.args[-1]
+        elif isinstance(inner, urllib3.exceptions.MaxRetryError) and inner.reason is not None:
+            inner = inner.reason
+        else:
+            break
+    return inner
+
+
+def _bad_response_head(exc: BaseException) -> bool:
+    """Whether http.client refused the response head for its size: a line
+    over 64 KiB (``LineTooLong``) or more than 100 header lines."""
+    inner = _innermost(exc)
+    return isinstance(inner, http.client.LineTooLong) or type(inner) is http.client.HTTPException
 
 
 class _RequestsResponse:

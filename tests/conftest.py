@@ -16,11 +16,18 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    if config.getoption("--runslow") or os.environ.get("HOLYSSE_SLOW") == "1":
+    _skip_unless(config, items, "slow", config.getoption("--runslow") or os.environ.get("HOLYSSE_SLOW") == "1",
+                 "slow: run with --runslow or HOLYSSE_SLOW=1")
+    _skip_unless(config, items, "interop", "interop" in (config.getoption("markexpr") or ""),
+                 "interop: a real llama.cpp server (minutes of CPU); run with pytest -m interop")
+
+
+def _skip_unless(config: pytest.Config, items: list[pytest.Item], marker: str, wanted: object, reason: str) -> None:
+    if wanted:
         return
-    skip = pytest.mark.skip(reason="slow: run with --runslow or HOLYSSE_SLOW=1")
+    skip = pytest.mark.skip(reason=reason)
     for item in items:
-        if "slow" in item.keywords:
+        if marker in item.keywords:
             item.add_marker(skip)
 
 

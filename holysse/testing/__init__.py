@@ -15,14 +15,16 @@ Modules: :mod:`~holysse.testing.server` (lifecycle), ``handler`` (routing,
 resume, fault application), ``connection`` (HTTP/1.1 on a raw socket),
 ``framing`` (SSE bytes, chunked/gzip framing, cut offsets), ``dialects``
 (the three wire shapes), ``generation`` (reading request bodies),
-``model`` (the deterministic fake model), ``faults`` (the fault plan).
+``model`` (the deterministic fake model), ``faults`` (the fault plan),
+``chaos`` (:class:`RandomFaults`, a reproducible random fault plan).
 """
 
 from __future__ import annotations
 
+from .chaos import RandomFaults
 from .faults import Fault
 from .model import FakeModel
 from .server import FakeServer
 from .state import RecordedRequest
 
-__all__ = ["FakeServer", "Fault", "FakeModel", "RecordedRequest"]
+__all__ = ["FakeServer", "Fault", "FakeModel", "RandomFaults", "RecordedRequest"]
