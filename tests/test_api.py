@@ -114,7 +114,7 @@ def test_insecure_http_with_a_key_is_refused_unless_allowed() -> None:
     ("kwargs", "match"),
     [
         ({"model": "gpt\r\nX-Evil: 1"}, "one-line"),
-        ({"extra_headers": {"X-A": "ok\r\nX-B: injected"}}, "one line"),
+        ({"extra_headers": {"X-A": "ok\r\nX-B: injected"}}, "one-line"),
         ({"stream": False}, "always true"),
         ({"resume": "sometimes"}, "not a strategy"),
         ({"on_divergence": "ignore"}, "on_divergence"),

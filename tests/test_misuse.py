@@ -49,7 +49,7 @@ MISTAKES: dict[str, tuple[Callable[[], object], str]] = {
     "zero idle timeout": (lambda: client(timeout=(5, 5, 0)), "positive number of seconds"),
     "bad retry": (lambda: client(retry="often"), "RetryPolicy, an int or a bool"),
     "bad max_line_bytes": (lambda: client(max_line_bytes=0), "positive int"),
-    "unknown provider": (lambda: client(provider="acme"), "or a ProviderProfile"),
+    "unknown provider": (lambda: client(provider="acme"), "a ProviderProfile"),
 }
 
 
