@@ -29,7 +29,7 @@ from .exceptions import (
 )
 from .limits import AnswerBudget, ConnectionWatch
 from .metrics import StreamMetrics
-from .resume import STRATEGIES, EventIds, Expectation, ResendFilter, ResumeMismatch
+from .resume import PrefillGuard, STRATEGIES, EventIds, Expectation, ResendFilter, ResumeMismatch
 from ._http import body_error, check_response
 from .transport import HTTPRequest, Response, Timeout, Transport
 from .wire import SSEDecoder
@@ -289,7 +289,7 @@ class StreamLoop:
     def _restarted(self, acc: Accumulator) -> ResendFilter:
         """The server ignored the cursor and started the answer over: check
         and drop all of it, as for a replay."""
-        logger.info("The server ignored the resume cursor and started over; treating it as a replay")
+        logger.info("The server ignored the %s resume and started over; treating it as a replay", self._strategy)
         self.metrics.leg_restarted()
         self._fold_waste()
         state = self._state(acc)
@@ -358,6 +358,7 @@ class StreamLoop:
         parser = self._next_parser()
         metrics = self.metrics
         watch_restart = resumed = self._strategy == "cursor"
+        guard = PrefillGuard(acc.text) if self._strategy == "prefill" else None
         ids = self._ids
         ids.new_connection()
         watch = ConnectionWatch(self._original.url, self._timeout.idle, self._policy.deadline, metrics.started)
@@ -374,6 +375,12 @@ class StreamLoop:
                 if watch_restart and parser.started:
                     watch_restart = resumed = False
                     flt = self._restarted(acc)
+                if guard is not None:
+                    events = guard.feed(events) + (guard.end() if parser.done else [])
+                    if not guard.active:
+                        if guard.restarted:
+                            flt = self._restarted(acc)
+                        guard = None
                 if flt is not None and flt.active:
                     for event in events:
                         for out in flt.feed(event):

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from .events import Event, Finished, Reset, TextDelta, ThinkingDelta, ToolCallDelta
 from .exceptions import StreamDiverged, UsageError
 
-__all__ = ["STRATEGIES", "EventIds", "Expectation", "ResendFilter", "ResumeMismatch", "check_strategy"]
+__all__ = ["STRATEGIES", "EventIds", "Expectation", "PrefillGuard", "ResendFilter", "ResumeMismatch", "check_strategy"]
 
 #: Strategies in the order ``auto`` prefers them.
 STRATEGIES = ("cursor", "prefill", "replay")
@@ -78,6 +78,72 @@ class EventIds:
         if resumed and event_id in self._seen:
             raise ResumeMismatch(f"cursor resume sent again event {event_id!r}, which was already delivered")
         self._seen.add(event_id)
+
+
+class PrefillGuard:
+    """Catches a server that ignored a prefill and answered afresh.
+
+    A prefilled request should continue the delivered text; a server that
+    does not support the flavour sent (or a gateway that drops it) starts the
+    answer over instead. The guard holds back a prefill connection's first
+    events while their text repeats the delivered text from its start: at the
+    first character that differs they are released (a true continuation,
+    usually at once); when they repeat all of it, or the answer ends in the
+    middle of it, the server :attr:`restarted` and the loop treats the
+    connection as a replay (verified, re-sent text dropped).
+
+    :param delivered: the answer text delivered before the cut.
+    """
+
+    __slots__ = ("_delivered", "_pos", "_held", "active", "restarted")
+
+    def __init__(self, delivered: str) -> None:
+        self._delivered = delivered
+        self._pos = 0
+        self._held: list[Event] = []
+        #: Still holding events back.
+        self.active = bool(delivered)
+        #: The connection repeats the answer from its start.
+        self.restarted = False
+
+    def feed(self, events: list[Event]) -> list[Event]:
+        """The events to process now: ``[]`` while holding, then every held
+        event and the rest (check :attr:`restarted` to know how)."""
+        if not self.active:
+            return events
+        for i, event in enumerate(events):
+            self._held.append(event)
+            kind = type(event)
+            if kind is TextDelta:
+                self._match(event.text)
+            elif kind is Finished:
+                self.restarted = self._pos > 0  # ended inside the delivered text
+                self.active = False
+            elif kind in (ThinkingDelta, ToolCallDelta):
+                self.active = False
+            if not self.active:
+                held, self._held = self._held, []
+                return held + events[i + 1 :]
+        return []
+
+    def end(self) -> list[Event]:
+        """The connection reached its terminal marker: release what is held
+        (the server :attr:`restarted` if it ended inside the delivered text)."""
+        if not self.active:
+            return []
+        self.active, self.restarted = False, self._pos > 0
+        held, self._held = self._held, []
+        return held
+
+    def _match(self, text: str) -> None:
+        delivered, pos = self._delivered, self._pos
+        size = min(len(text), len(delivered) - pos)
+        if not delivered.startswith(text[:size], pos):
+            self.active = False
+            return
+        self._pos = pos + len(text)
+        if self._pos >= len(delivered):
+            self.active, self.restarted = False, True
 
 
 @dataclass
