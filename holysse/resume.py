@@ -236,17 +236,25 @@ class ResendFilter:
         return []
 
     def _consume_text(self, text: str) -> str:
-        expected, pos = self._text, self._text_pos
-        if self._seam is not None and pos < len(expected):
+        if self._seam is not None and self._text_pos < len(self._text):
             return self._consume_seam(text)
+        n = self._resent(self._text, self._text_pos, text, "answer differs from the delivered text")
+        self._text_pos += n
+        return text[n:]
+
+    def _resent(self, expected: str, pos: int, text: str, what: str) -> int:
+        """How many characters at the start of ``text`` repeat ``expected``
+        from ``pos`` (all that overlap must).
+
+        :raises _Diverged: they differ.
+        """
         n = min(len(text), len(expected) - pos)
         if n <= 0:
-            return text
+            return 0
         if not expected.startswith(text[:n], pos):
-            raise _Diverged(f"the new answer differs from the delivered text at character {pos}")
-        self._text_pos = pos + n
+            raise _Diverged(f"the new {what} at character {pos}")
         self.resent_chars += n
-        return text[n:]
+        return n
 
     def _consume_seam(self, text: str) -> str:
         """Buffer the model's leading whitespace; at its first other character
@@ -262,14 +270,8 @@ class ResendFilter:
         return (run[len(held):] if run.startswith(held) else "") + rest
 
     def _consume_thinking(self, text: str) -> str:
-        expected, pos = self._thinking, self._thinking_pos
-        n = min(len(text), len(expected) - pos)
-        if n <= 0:
-            return text
-        if not expected.startswith(text[:n], pos):
-            raise _Diverged(f"the new reasoning differs from the delivered one at character {pos}")
-        self._thinking_pos = pos + n
-        self.resent_chars += n
+        n = self._resent(self._thinking, self._thinking_pos, text, "reasoning differs from the delivered one")
+        self._thinking_pos += n
         return text[n:]
 
     def _tool_delta(self, event: ToolCallDelta) -> list[Event]:
@@ -279,16 +281,11 @@ class ResendFilter:
             if name is not None and self._known_tools[index] not in (None, name):
                 raise _Diverged(f"tool call {index} now calls {name!r}, not {self._known_tools[index]!r}")
             ident = name = None
-        arguments = event.arguments
-        expected = self._tools.get(index, "")
         pos = self._tool_pos.get(index, 0)
-        n = min(len(arguments), len(expected) - pos)
-        if n > 0:
-            if not expected.startswith(arguments[:n], pos):
-                raise _Diverged(f"tool call {index} arguments differ at character {pos}")
+        n = self._resent(self._tools.get(index, ""), pos, event.arguments, f"tool call {index} arguments differ")
+        if n:
             self._tool_pos[index] = pos + n
-            self.resent_chars += n
-            arguments = arguments[n:]
+        arguments = event.arguments[n:]
         if ident is None and name is None and not arguments:
             return self._dropped()
         return [ToolCallDelta(index, ident, name, arguments)]
