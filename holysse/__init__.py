@@ -18,7 +18,8 @@ import logging
 
 from ._version import __version__
 from .accumulator import Accumulator, Snapshot
-from .client import Client, Stream
+from .client import Client
+from .stream import Stream
 from .dialects.profiles import PROFILES, ProfileRule, ProviderProfile
 from .events import (
     Event,

@@ -1,4 +1,4 @@
-"""The reconnect-and-resume loop behind :class:`~holysse.client.Stream`.
+"""The reconnect-and-resume loop behind :class:`~holysse.stream.Stream`.
 
 One :class:`StreamLoop` reads one answer: it opens a connection, decodes
 events, and when the connection fails it waits (:class:`RetryPolicy`), picks

@@ -1,9 +1,10 @@
-"""The client: configuration and the resilient stream.
+"""The client: configuration, the connection pool, and starting streams.
 
 :class:`Client` holds configuration and the connection pool and is safe to
-share between threads. :meth:`Client.stream` returns a :class:`Stream`, one
-answer, iterable once, whose generator joins transport, wire, dialect,
-retry and accumulator. The reconnect loop itself lives in :mod:`holysse._loop`.
+share between threads. :meth:`Client.stream` checks the arguments, builds the
+request with the dialect and returns a :class:`~holysse.stream.Stream` (one
+answer, iterable once); the reconnect loop behind it lives in
+:mod:`holysse._loop`.
 """
 
 from __future__ import annotations
@@ -12,21 +13,21 @@ import logging
 import os
 import re
 import threading
-import weakref
-from typing import Any, Callable, Generator, Iterator, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 from urllib.parse import urlsplit
 
 from ._loop import StreamLoop
-from .accumulator import Accumulator, Snapshot
+from .accumulator import Accumulator
 from .dialects import get_dialect
 from .dialects.base import Dialect, Endpoint, join_url
 from .dialects.profiles import PROFILES, ProfileRule, ProviderProfile, guess_profile
-from .events import Event, Reset, ToolCall, Usage
-from .exceptions import ProtocolError, StreamDiverged, UsageError
+from .events import Event
+from .exceptions import ProtocolError, UsageError
 from .metrics import StreamMetrics
 from .pricing import PriceSource, PriceTable
 from .resume import check_strategy
 from .retry import RetryPolicy
+from .stream import Stream
 from .transport import HTTPRequest, RequestsTransport, Timeout, Transport, is_loopback
 
 __all__ = ["Client", "Stream", "DialectStreams", "DEFAULT_BASE_URL", "API_KEY_ENV"]
@@ -272,144 +273,6 @@ class DialectStreams:
     def stream(self, **kwargs: Any) -> Stream:
         """:meth:`Client.stream` in this dialect (same arguments)."""
         return self._client.stream(dialect=self._dialect, **kwargs)
-
-
-class Stream:
-    """One streamed answer. Iterate it once (``for event in stream``) or read
-    :attr:`text_stream`; a context manager; :meth:`close` works from any
-    thread. The answer so far is in :attr:`text` at every moment."""
-
-    def __init__(self, loop: StreamLoop, accumulator: Accumulator, on_metrics: Callable[[StreamMetrics], None] | None) -> None:
-        self._loop = loop
-        #: The thread-safe partial answer, shared with other threads.
-        self.accumulator = accumulator
-        #: Timing, reconnects, waste and cost of this stream.
-        self.metrics: StreamMetrics = loop.metrics
-        self._on_metrics = on_metrics
-        self._lock = threading.Lock()
-        self._started = False
-        self._closed = False
-        # A weak reference: a consumer that breaks out of its loop drops the
-        # last reference to the generator, which closes it and its connection.
-        self._generator: weakref.ref[Generator[Event, None, None]] | None = None
-
-    def __repr__(self) -> str:
-        state = "done" if self.accumulator.done else ("running" if self._started else "new")
-        return f"<holysse.Stream {state} chars={len(self.accumulator)} reconnects={self.metrics.total_reconnects}>"
-
-    def __iter__(self) -> Iterator[Event]:
-        with self._lock:
-            if self._closed and not self._started:
-                raise UsageError("This Stream was closed before it was read; call client.stream() again.")
-            if self._started:
-                raise UsageError(
-                    "A Stream can be iterated only once; read stream.text or stream.final() for the answer, "
-                    "or call client.stream() again for a new one."
-                )
-            self._started = True
-            generator = self._loop.run(self.accumulator, self._finished)
-            self._generator = weakref.ref(generator)
-        return generator
-
-    def _finished(self) -> None:
-        if self._on_metrics is not None:
-            self._on_metrics(self.metrics)
-
-    @property
-    def text_stream(self) -> Iterator[str]:
-        """The answer text only, piece by piece.
-
-        :raises StreamDiverged: when a replay diverged (only event iteration
-            can show a :class:`Reset`).
-        """
-        for event in self:
-            if isinstance(event, Reset):
-                raise StreamDiverged(
-                    "The replayed answer diverged and text_stream cannot take text back; iterate the events "
-                    "to handle Reset, or pass a seed.",
-                    partial=event.delivered,
-                )
-            if event.text:
-                yield event.text
-
-    def __enter__(self) -> Stream:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
-
-    def close(self) -> None:
-        """Stop the stream and release its connection. Safe from any thread;
-        a read blocked in another thread ends within a moment with
-        :class:`StreamClosed`."""
-        self._loop.close()
-        with self._lock:
-            self._closed = True
-            generator = self._generator() if self._generator is not None else None
-        if generator is not None:
-            try:
-                generator.close()
-            except ValueError:
-                pass  # running in another thread: the aborted read ends it there
-
-    def display(self, *, interval: float = 0.1) -> None:
-        """Read the stream, rendering the answer live in a Jupyter cell
-        (Markdown, updated in place, with a status line). Needs IPython; see
-        :func:`holysse.notebook.display`.
-
-        :raises HolySSEError: the error that ended the stream, after it was shown.
-        """
-        from .notebook import display
-
-        display(self, interval=interval)
-
-    def final(self, timeout: float | None = None) -> Snapshot:
-        """Block until the stream is done and return the complete result.
-        Reads the stream itself if nobody iterates it.
-
-        :raises HolySSEError: the error that ended the stream.
-        """
-        with self._lock:
-            untouched = not self._started
-        if untouched:
-            for _ in self:
-                pass
-        elif not self.accumulator.wait(timeout):
-            raise TimeoutError(f"The stream did not finish within {timeout} s.")
-        snapshot = self.accumulator.snapshot()
-        if snapshot.error is not None:
-            raise snapshot.error
-        return snapshot
-
-    @property
-    def text(self) -> str:
-        """The answer text received so far (all of it once the stream is done)."""
-        return self.accumulator.text
-
-    @property
-    def thinking(self) -> str:
-        """Reasoning text received so far (kept apart from :attr:`text`)."""
-        return self.accumulator.thinking
-
-    @property
-    def tool_calls(self) -> list[ToolCall]:
-        """Tool calls assembled so far."""
-        return self.accumulator.tool_calls
-
-    @property
-    def usage(self) -> Usage | None:
-        """Token usage reported by the server for the final connection."""
-        return self.accumulator.usage
-
-    @property
-    def finish_reason(self) -> str | None:
-        """Why the model stopped, once it did."""
-        return self.accumulator.finish_reason
-
-    @property
-    def done(self) -> bool:
-        """Whether the stream ended (completely or with an error)."""
-        return self.accumulator.done
 
 
 def _profile(

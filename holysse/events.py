@@ -1,4 +1,4 @@
-"""Typed events a :class:`~holysse.client.Stream` yields.
+"""Typed events a :class:`~holysse.stream.Stream` yields.
 
 Every event has a ``text`` attribute (``""`` for events that carry no answer
 text), so ``print(event.text, end="")`` always works. Events are frozen.

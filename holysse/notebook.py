@@ -25,7 +25,7 @@ from .exceptions import HolySSEError, UsageError
 from .monitor import cost_value
 
 if TYPE_CHECKING:
-    from .client import Stream
+    from .stream import Stream
 
 __all__ = ["display"]
 

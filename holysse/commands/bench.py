@@ -26,7 +26,8 @@ from typing import Any, Callable
 
 from .. import __version__
 from ..cli import Console, register
-from ..client import Client, Stream
+from ..client import Client
+from ..stream import Stream
 from ..exceptions import HolySSEError
 from ..monitor import LatencyMonitor, Stats
 from .common import DEFAULT_MODEL, add_client_arguments, make_client, money, ms, parse_duration, positive, request_body

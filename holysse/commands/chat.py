@@ -21,7 +21,8 @@ from types import FrameType, TracebackType
 from typing import Any
 
 from ..cli import Console, event_status, register
-from ..client import Client, Stream
+from ..client import Client
+from ..stream import Stream
 from ..events import Event
 from ..exceptions import HolySSEError, StreamClosed
 from .common import add_client_arguments, make_client, ms, positive, request_body
