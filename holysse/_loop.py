@@ -22,7 +22,6 @@ from .events import Event, Reconnecting, Reset, Resumed, TextDelta, ThinkingDelt
 from .exceptions import (
     HolySSEError,
     HTTPStatusError,
-    RetriesExhausted,
     StreamClosed,
     StreamInterrupted,
     UsageError,
@@ -197,32 +196,11 @@ class StreamLoop:
                 request, flt, strategy = self._resume_with(strategy, acc)
 
     def _delay(self, exc: HolySSEError, failures: int, history: list[tuple[int, str, float]]) -> float:
-        elapsed = time.monotonic() - self.metrics.started
-        cause = _sentence(str(exc))
-        if self._policy.remaining(elapsed) == 0:
-            raise RetriesExhausted(
-                f"The stream deadline ({self._policy.deadline}s) passed after {failures - 1} reconnect attempts: "
-                f"{cause} The partial answer is in exc.partial; raise RetryPolicy.deadline to allow more time.",
-                attempts=tuple(history),
-            ) from exc
-        if not self._policy.can_retry(failures, elapsed):
-            raise RetriesExhausted(
-                f"Gave up after {failures - 1} reconnect attempts ({elapsed:.1f}s): {cause} "
-                "The partial answer is in exc.partial; raise RetryPolicy.max_attempts or deadline to keep trying.",
-                attempts=tuple(history),
-            ) from exc
         hint = getattr(exc, "retry_after", None)
         if self._server_retry_ms is not None:
             hint = max(hint or 0.0, self._server_retry_ms / 1000)
-        delay = self._policy.next_delay(failures, hint)
-        remaining = self._policy.remaining(elapsed)
-        if remaining is not None and delay >= remaining:
-            raise RetriesExhausted(
-                f"The stream deadline ({self._policy.deadline}s) leaves no time to reconnect after: {cause} "
-                "The partial answer is in exc.partial.",
-                attempts=tuple(history),
-            ) from exc
-        return delay
+        elapsed = time.monotonic() - self.metrics.started
+        return self._policy.delay_or_give_up(failures, elapsed, exc, hint, history)
 
     def _wait(self, delay: float) -> None:
         started = time.monotonic()
@@ -447,12 +425,9 @@ class StreamLoop:
         return event
 
     def _settle_cost(self) -> None:
-        """Count the answer's tokens and waste, and price them."""
-        tokens = self.metrics.tokens(self._content_events)
-        self.metrics.reread_input_tokens = tokens.reread_input_tokens
         body = self._original.json
         model = body.get("model") if isinstance(body, dict) else None
-        self.metrics.cost = self._client.prices.cost(model if isinstance(model, str) else None, tokens)
+        self.metrics.settle_cost(self._client.prices, model if isinstance(model, str) else None, self._content_events)
 
     def _reset(self) -> None:
         self.metrics.resets += 1
@@ -462,8 +437,3 @@ class StreamLoop:
         self._tool_names = {}
         self._mark = _Mark()
 
-
-def _sentence(text: str) -> str:
-    """``text`` ending with exactly one full stop (or its own ``?``/``!``)."""
-    text = text.rstrip(". ")
-    return text if text.endswith(("?", "!")) else text + "."

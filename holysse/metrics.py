@@ -10,9 +10,12 @@ from __future__ import annotations
 import copy as _copy
 import statistics
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .events import Usage
+
+if TYPE_CHECKING:
+    from .pricing import PriceTable
 
 __all__ = ["StreamMetrics", "TokenCount", "Leg"]
 
@@ -162,6 +165,13 @@ class StreamMetrics:
             leg.cached_input_tokens = usage.cached_input_tokens
         self.billed_input_tokens = sum(leg.input_tokens or 0 for leg in self.legs)
         self.billed_output_tokens = sum(leg.output_tokens or 0 for leg in self.legs)
+
+    def settle_cost(self, prices: PriceTable, model: str | None, delivered: int) -> None:
+        """Count the answer's tokens and waste (see :meth:`tokens`) and price
+        them into :attr:`cost` with ``prices``."""
+        tokens = self.tokens(delivered)
+        self.reread_input_tokens = tokens.reread_input_tokens
+        self.cost = prices.cost(model, tokens)
 
     def tokens(self, delivered: int) -> TokenCount:
         """The answer's tokens and the resume waste, from the usage reports.

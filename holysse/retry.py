@@ -18,9 +18,9 @@ import email.utils
 import random
 import time
 from dataclasses import dataclass, field, replace
-from typing import Callable, Mapping
+from typing import Callable, Mapping, Sequence
 
-from .exceptions import UsageError
+from .exceptions import RetriesExhausted, UsageError
 
 __all__ = ["RetryPolicy", "parse_retry_after", "header_value", "NEVER_RETRY_STATUSES"]
 
@@ -143,6 +143,47 @@ class RetryPolicy:
             delay = max(delay, min(server_hint, self.server_hint_max))
         return delay
 
+    def delay_or_give_up(
+        self,
+        attempt: int,
+        elapsed: float,
+        error: BaseException,
+        server_hint: float | None = None,
+        history: Sequence[tuple[int, str, float]] = (),
+    ) -> float:
+        """The delay before reconnect attempt ``attempt`` (from 1), after
+        ``error``, ``elapsed`` seconds into the stream.
+
+        :param server_hint: how long the server asked us to wait, if it did.
+        :param history: the attempts so far, ``(attempt, reason, delay)``,
+            for the error.
+        :raises RetriesExhausted: no attempt is left, or the deadline passed
+            or leaves no time for the delay; ``__cause__`` is ``error``.
+        """
+        cause = _sentence(str(error))
+        done = attempt - 1
+        if self.remaining(elapsed) == 0:
+            raise RetriesExhausted(
+                f"The stream deadline ({self.deadline}s) passed after {done} reconnect attempts: {cause} "
+                "The partial answer is in exc.partial; raise RetryPolicy.deadline to allow more time.",
+                attempts=tuple(history),
+            ) from error
+        if not self.can_retry(attempt, elapsed):
+            raise RetriesExhausted(
+                f"Gave up after {done} reconnect attempts ({elapsed:.1f}s): {cause} "
+                "The partial answer is in exc.partial; raise RetryPolicy.max_attempts or deadline to keep trying.",
+                attempts=tuple(history),
+            ) from error
+        delay = self.next_delay(attempt, server_hint)
+        remaining = self.remaining(elapsed)
+        if remaining is not None and delay >= remaining:
+            raise RetriesExhausted(
+                f"The stream deadline ({self.deadline}s) leaves no time to reconnect after: {cause} "
+                "The partial answer is in exc.partial.",
+                attempts=tuple(history),
+            ) from error
+        return delay
+
 
 def header_value(headers: Mapping[str, str], name: str) -> str | None:
     """A header's value, looked up case-insensitively in any mapping."""
@@ -181,6 +222,12 @@ def parse_retry_after(headers: Mapping[str, str], now: float | None = None) -> f
     if when.tzinfo is None:
         return None
     return max(0.0, when.timestamp() - (time.time() if now is None else now))
+
+
+def _sentence(text: str) -> str:
+    """``text`` ending with exactly one full stop (or its own ``?``/``!``)."""
+    text = text.rstrip(". ")
+    return text if text.endswith(("?", "!")) else text + "."
 
 
 def _number(raw: str | None) -> float | None:

@@ -149,3 +149,18 @@ def test_retry_false_never_reconnects(server: FakeServer, sleeps: Sleeps) -> Non
         list(client.stream(**CHAT))
     assert sleeps == [] and len(server.requests) == 1
     assert info.value.partial and server.expected_text(CHAT).startswith(info.value.partial)
+
+
+def test_delay_or_give_up_names_the_reason_and_keeps_the_cause() -> None:
+    policy = RetryPolicy(max_attempts=2, backoff_initial=1.0, deadline=10.0, uniform=top)
+    cut = holysse.StreamInterrupted("cut mid-answer")
+    assert policy.delay_or_give_up(1, 0.0, cut) == 1.0
+    assert policy.delay_or_give_up(2, 0.0, cut, server_hint=4.0) == 4.0
+    history = ((1, "cut", 1.0), (2, "cut", 2.0))
+    with pytest.raises(holysse.RetriesExhausted, match="Gave up after 2 reconnect attempts") as info:
+        policy.delay_or_give_up(3, 1.0, cut, history=history)
+    assert info.value.__cause__ is cut and info.value.attempts == history
+    with pytest.raises(holysse.RetriesExhausted, match="deadline .* passed"):
+        policy.delay_or_give_up(1, 10.0, cut)
+    with pytest.raises(holysse.RetriesExhausted, match="leaves no time"):
+        policy.delay_or_give_up(1, 8.0, cut, server_hint=5.0)
