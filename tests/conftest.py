@@ -18,8 +18,6 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     _skip_unless(config, items, "slow", config.getoption("--runslow") or os.environ.get("HOLYSSE_SLOW") == "1",
                  "slow: run with --runslow or HOLYSSE_SLOW=1")
-    _skip_unless(config, items, "interop", "interop" in (config.getoption("markexpr") or ""),
-                 "interop: a real llama.cpp server (minutes of CPU); run with pytest -m interop")
 
 
 def _skip_unless(config: pytest.Config, items: list[pytest.Item], marker: str, wanted: object, reason: str) -> None:
