@@ -324,10 +324,3 @@ def test_serve_runs_until_a_signal_then_releases_the_port(sig: int) -> None:
     assert err.data.decode().rstrip().endswith("stopped; port released.")
     with pytest.raises(ConnectionRefusedError):
         socket.create_connection(("127.0.0.1", port), timeout=2).close()
-
-
-def test_demo_resumes_to_the_full_answer() -> None:
-    result = run("demo", "--chars", "300", "--token-delay", "0", "--quiet")
-    assert result.returncode == 0, result.stderr
-    assert result.stdout == ""
-    assert "identical to the server's full answer (300 characters): yes" in result.stderr
