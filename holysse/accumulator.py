@@ -255,6 +255,10 @@ class Accumulator:
             finally:
                 self._waiters -= 1
 
+    def _news(self, position: int, resets: int | None) -> bool:
+        """Whether a follower at ``position`` has something to act on (lock held)."""
+        return self._done or self._resets != resets or len(self._text.pieces) > position
+
     def follow(self, timeout: float | None = None) -> Iterator[str | Reset]:
         """Yield the answer text as it arrives, from the start, until the
         stream ends; meant for a thread other than the one reading the stream.
@@ -276,9 +280,7 @@ class Accumulator:
                     resets = self._resets
                 self._waiters += 1
                 try:
-                    arrived = self._changed.wait_for(
-                        lambda: self._done or self._resets != resets or len(self._text.pieces) > position, timeout
-                    )
+                    arrived = self._changed.wait_for(lambda: self._news(position, resets), timeout)
                 finally:
                     self._waiters -= 1
                 if not arrived:
