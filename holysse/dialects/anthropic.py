@@ -37,7 +37,7 @@ from ..events import Event, Finished, TextDelta, ThinkingDelta, ToolCallDelta, U
 from ..exceptions import ProviderError
 from ..transport import HTTPRequest
 from ..wire import ServerSentEvent
-from .base import Dialect, Endpoint, ResumeState, content_text, event_json, streaming_post, with_last_event_id
+from .base import Dialect, Endpoint, ResumeState, content_text, event_json, streaming_post
 from .profiles import ProviderProfile
 
 __all__ = ["Anthropic", "AnthropicParser", "ANTHROPIC_VERSION"]
@@ -212,14 +212,10 @@ class Anthropic(Dialect):
             )
         return strategy == "replay"
 
-    def resume_request(
-        self, original: HTTPRequest, strategy: str, state: ResumeState, profile: ProviderProfile
+    def prefill_request(
+        self, original: HTTPRequest, state: ResumeState, profile: ProviderProfile
     ) -> tuple[HTTPRequest, str]:
-        if strategy == "cursor":
-            return with_last_event_id(original, state), ""
-        if strategy == "prefill":
-            return _prefill(original, state)
-        return original, ""
+        return _prefill(original, state)
 
 
 def _lift_system_messages(payload: dict[str, Any]) -> None:

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar, Mapping, Protocol
 
 from ..events import Event
-from ..exceptions import ProtocolError
+from ..exceptions import ProtocolError, UsageError
 from ..transport import HTTPRequest
 from ..wire import ServerSentEvent
 from .profiles import ProviderProfile
@@ -97,13 +97,32 @@ class Dialect(ABC):
     def supports(self, strategy: str, state: ResumeState, profile: ProviderProfile) -> bool:
         """Whether ``strategy`` can resume from ``state`` with this provider."""
 
-    @abstractmethod
     def resume_request(
         self, original: HTTPRequest, strategy: str, state: ResumeState, profile: ProviderProfile
     ) -> tuple[HTTPRequest, str]:
         """The request that resumes with ``strategy``, and the text the server
         will send again before anything new (for ``prefill``: what was held
-        back from the prefilled message; ``""`` otherwise)."""
+        back from the prefilled message; ``""`` otherwise). A replay sends
+        ``original`` again."""
+        if strategy == "cursor":
+            return self.cursor_request(original, state), ""
+        if strategy == "prefill":
+            return self.prefill_request(original, state, profile)
+        return original, ""
+
+    def cursor_request(self, original: HTTPRequest, state: ResumeState) -> HTTPRequest:
+        """The cursor resume: by default ``original`` again with ``Last-Event-ID``."""
+        return with_last_event_id(original, state)
+
+    def prefill_request(
+        self, original: HTTPRequest, state: ResumeState, profile: ProviderProfile
+    ) -> tuple[HTTPRequest, str]:
+        """The prefill resume and the text held back from it (dialects that
+        support prefill override this; :meth:`supports` says when).
+
+        :raises UsageError: this dialect has no prefill.
+        """
+        raise UsageError(f"The {self.name} dialect cannot resume by prefill.")
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.name!r}>"

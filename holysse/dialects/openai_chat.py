@@ -17,7 +17,7 @@ from ..events import Event, Finished, TextDelta, ThinkingDelta, ToolCallDelta, U
 from ..exceptions import ProtocolError, ProviderError
 from ..transport import HTTPRequest
 from ..wire import ServerSentEvent
-from .base import Dialect, Endpoint, ResumeState, event_json, streaming_post, with_last_event_id
+from .base import Dialect, Endpoint, ResumeState, event_json, streaming_post
 from .profiles import ProviderProfile
 
 __all__ = ["OpenAIChat", "ChatParser", "provider_error"]
@@ -173,14 +173,10 @@ class OpenAIChat(Dialect):
             return bool(state.text) and not state.tool_calls_open and profile.prefill_flavour in ("prefix", "continue")
         return strategy == "replay"
 
-    def resume_request(
-        self, original: HTTPRequest, strategy: str, state: ResumeState, profile: ProviderProfile
+    def prefill_request(
+        self, original: HTTPRequest, state: ResumeState, profile: ProviderProfile
     ) -> tuple[HTTPRequest, str]:
-        if strategy == "cursor":
-            return with_last_event_id(original, state), ""
-        if strategy == "prefill":
-            return original.replace(json=_prefill_body(original.json, state, profile)), ""
-        return original, ""
+        return original.replace(json=_prefill_body(original.json, state, profile)), ""
 
 
 def _prefill_body(body: dict[str, Any], state: ResumeState, profile: ProviderProfile) -> dict[str, Any]:

@@ -32,6 +32,7 @@ from typing import Any
 from urllib.parse import quote
 
 from ..events import Event, Finished, TextDelta, ThinkingDelta, ToolCallDelta, Usage
+from ..exceptions import UsageError
 from ..transport import HTTPRequest
 from ..wire import ServerSentEvent
 from .base import Dialect, Endpoint, ResumeState, event_json, streaming_post
@@ -194,12 +195,12 @@ class OpenAIResponses(Dialect):
             return isinstance(state.cursor, ResponseCursor)
         return strategy == "replay"
 
-    def resume_request(
-        self, original: HTTPRequest, strategy: str, state: ResumeState, profile: ProviderProfile
-    ) -> tuple[HTTPRequest, str]:
-        if strategy == "cursor" and isinstance(state.cursor, ResponseCursor):
-            cursor = state.cursor
-            url = (f"{original.url.rstrip('/')}/{quote(cursor.response_id, safe='')}"
-                   f"?stream=true&starting_after={cursor.sequence_number}")
-            return original.replace(method="GET", url=url, json=None), ""
-        return original, ""
+    def cursor_request(self, original: HTTPRequest, state: ResumeState) -> HTTPRequest:
+        """``GET {base}/responses/{id}?stream=true&starting_after=N``: the
+        stored response, from the event after the last one delivered."""
+        cursor = state.cursor
+        if not isinstance(cursor, ResponseCursor):
+            raise UsageError("A Responses cursor resume needs the response id and a sequence number.")
+        url = (f"{original.url.rstrip('/')}/{quote(cursor.response_id, safe='')}"
+               f"?stream=true&starting_after={cursor.sequence_number}")
+        return original.replace(method="GET", url=url, json=None)
