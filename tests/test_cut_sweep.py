@@ -5,10 +5,10 @@ Offsets include every offset within ±3 bytes of 5 event boundaries, offsets
 inside multibyte characters, offsets inside HTTP chunk headers (wire bytes),
 and an even spread over the whole body: 500 offsets, each cut by FIN, RST
 and stall, each resumed by cursor, prefill and replay (4,500 streams). The
-server sends longer tokens than a real model (``token_scale``), so the 8 KB
-answer travels in about 150 events and the sweep stays fast; the ``slow``
-variant cuts at every byte offset of that body (about 48,700), by each kind,
-for each strategy.
+server sends longer tokens than a real model (``token_scale``), so the 8.7 KB
+answer travels in 85 events (31.6 KB of body) and the sweep stays fast; the
+``slow`` variant cuts at every byte offset of a body of 148 events (48,697
+bytes), by each kind, for each strategy (438,264 streams).
 """
 
 from __future__ import annotations
@@ -27,6 +27,14 @@ BODY = {"model": "fake-1", "messages": [{"role": "user", "content": "A long answ
 
 @pytest.fixture(scope="module")
 def sweep_server() -> Iterator[tuple[FakeServer, CutPlan]]:
+    plan = CutPlan()
+    with FakeServer(answer_chars=3000, token_scale=10, faults=plan) as server:
+        yield server, plan
+
+
+@pytest.fixture(scope="module")
+def every_byte_server() -> Iterator[tuple[FakeServer, CutPlan]]:
+    """Shorter tokens than :func:`sweep_server`: more event boundaries to cut at."""
     plan = CutPlan()
     with FakeServer(answer_chars=3000, token_scale=6, faults=plan) as server:
         yield server, plan
@@ -63,8 +71,8 @@ def test_cut_sweep(sweep_server: tuple[FakeServer, CutPlan], kind: str, strategy
 @pytest.mark.slow
 @pytest.mark.parametrize("strategy", STRATEGIES)
 @pytest.mark.parametrize("kind", KINDS)
-def test_cut_sweep_every_byte_offset(sweep_server: tuple[FakeServer, CutPlan], kind: str, strategy: str) -> None:
-    server, plan = sweep_server
+def test_cut_sweep_every_byte_offset(every_byte_server: tuple[FakeServer, CutPlan], kind: str, strategy: str) -> None:
+    server, plan = every_byte_server
     payload = server.body_for(BODY)
     cases = [(at, "payload") for at in range(1, len(payload))]
     failures = sweep(server, plan, cases, (kind,), (strategy,))

@@ -6,16 +6,13 @@ import os
 import subprocess
 import sys
 
-import pytest
-
 from holysse.cli import _demo_body
 from holysse.testing import FakeServer
 
 MODES = ("auto", "cursor", "prefill", "replay", "none")
 
 
-@pytest.fixture(scope="module")
-def runs() -> dict[str, subprocess.CompletedProcess[str]]:
+def run_demos() -> dict[str, subprocess.CompletedProcess[str]]:
     """Every resume mode, run at the same time (each waits out a real 1 s Retry-After)."""
     env = {k: v for k, v in os.environ.items() if k != "HOLYSHEEP_API_KEY"}
     env.update(NO_COLOR="1", PYTHONIOENCODING="utf-8", HTTPS_PROXY="http://127.0.0.1:9", HTTP_PROXY="http://127.0.0.1:9")
@@ -40,28 +37,25 @@ def expected_answer() -> str:
     return FakeServer(answer_chars=1800).expected_text(_demo_body("openai-chat"))
 
 
-@pytest.mark.parametrize("mode", ["auto", "cursor", "prefill", "replay"])
-def test_demo_delivers_the_whole_answer_through_four_faults(
-    runs: dict[str, subprocess.CompletedProcess[str]], mode: str
-) -> None:
-    run = runs[mode]
-    assert run.returncode == 0, run.stderr
-    assert run.stdout == expected_answer()  # the text printed live is the answer
-    assert run.stdout.count("\n\n") >= 2  # several paragraphs
-    assert run.stderr.count("↻ cut:") >= 4  # one status line per reconnect (4 scripted faults)
-    assert "identical to the server's full answer (1800 characters): yes" in run.stderr
-    strategy = "cursor" if mode == "auto" else mode
-    assert f"resumed by {strategy}" in run.stderr
-    if mode == "replay":
-        assert "re-sent and dropped" in run.stderr
-
-
-def test_demo_with_resume_none_shows_the_failure_and_the_partial(
-    runs: dict[str, subprocess.CompletedProcess[str]]
-) -> None:
-    run = runs["none"]
+def test_demo_in_every_resume_mode() -> None:
+    """One test for all modes: the five demos run at once, in one place."""
+    results = run_demos()
+    expected = expected_answer()
+    for mode in ("auto", "cursor", "prefill", "replay"):
+        run = results[mode]
+        assert run.returncode == 0, (mode, run.stderr)
+        assert run.stdout == expected, mode  # the text printed live is the answer
+        assert run.stdout.count("\n\n") >= 2  # several paragraphs
+        assert run.stderr.count("↻ cut:") >= 4, (mode, run.stderr)  # a status line per reconnect
+        assert "identical to the server's full answer (1800 characters): yes" in run.stderr, mode
+        strategy = "cursor" if mode == "auto" else mode
+        assert f"resumed by {strategy}" in run.stderr, (mode, run.stderr)
+        if mode == "replay":
+            assert "re-sent and dropped" in run.stderr
+    # resume="none": the failure and the partial answer, shown, not hidden
+    run = results["none"]
     assert run.returncode == 0, run.stderr
     assert "stream failed: StreamInterrupted" in run.stderr
     partial = run.stdout
-    assert partial and expected_answer().startswith(partial)
+    assert partial and expected.startswith(partial)
     assert f"partial answer kept in exc.partial: {len(partial)} characters" in run.stderr

@@ -58,15 +58,15 @@ def thinking_of(payload: bytes) -> str:
 def servers() -> Iterator[dict[bool, tuple[FakeServer, CutPlan]]]:
     """Two fake servers sharing a model: with and without SSE ids."""
     plans = {True: CutPlan(), False: CutPlan()}
-    with FakeServer(answer_chars=2000, token_scale=6, ids=True, faults=plans[True]) as with_ids, \
-            FakeServer(answer_chars=2000, token_scale=6, ids=False, faults=plans[False]) as without_ids:
+    with FakeServer(answer_chars=2000, token_scale=10, ids=True, faults=plans[True]) as with_ids, \
+            FakeServer(answer_chars=2000, token_scale=10, ids=False, faults=plans[False]) as without_ids:
         yield {True: (with_ids, plans[True]), False: (without_ids, plans[False])}
 
 
 def setup_for(servers: dict[bool, tuple[FakeServer, CutPlan]], name: str) -> tuple[Sweep, Expected]:
     dialect, _, body, ids, _ = SWEEPS[name]
     server, plan = servers[ids]
-    setup = Sweep(server, plan, body, dialect=dialect, provider=None, read_timeout=0.25, attempts=60)
+    setup = Sweep(server, plan, body, dialect=dialect, provider=None, read_timeout=0.1)
     payload, _ = setup.payload()
     expected = Expected(setup.expected_text(), thinking_of(payload) if dialect == "anthropic" else "",
                         (server.model.tool_arguments(PROMPT, 5),))
