@@ -104,6 +104,7 @@ class StreamLoop:
         self._refused: set[str] = set()
         self._budget = AnswerBudget(client.max_answer_chars)
         self._ids = EventIds()  # SSE ids already delivered
+        self._now = 0.0  # when the bytes being decoded arrived (time.monotonic)
 
     # -- public -------------------------------------------------------------
 
@@ -341,14 +342,15 @@ class StreamLoop:
         ids.new_connection()
         watch = ConnectionWatch(self._original.url, self._timeout.idle, self._policy.deadline, metrics.started)
         for chunk in response.iter_bytes():
-            now = watch.arrived(chunk)
+            now = self._now = watch.arrived(chunk)
             if metrics.ttfb is None:
                 metrics.ttfb = now - metrics.started
             progressed = False
             for sse in decoder.feed(chunk):
                 watch.head = None
                 events = parser.feed(sse)
-                ids.see(sse.id, resumed=resumed)  # before any of its text is delivered
+                if sse.id:
+                    ids.see(sse.id, resumed=resumed)  # before any of its text is delivered
                 progressed = progressed or bool(events)
                 if watch_restart and parser.started:
                     watch_restart = resumed = False
@@ -406,7 +408,7 @@ class StreamLoop:
         if type(event) is TextDelta:
             self._budget.spend(len(event.text))
             self._content_events += 1
-            self.metrics.record_text(time.monotonic(), len(event.text))
+            self.metrics.record_text(self._now, len(event.text))  # when its bytes arrived
         elif isinstance(event, ThinkingDelta):
             self._budget.spend(len(event.thinking))
             self._content_events += 1

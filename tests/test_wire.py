@@ -556,6 +556,24 @@ def test_big_blocks_match_reference(seed: int) -> None:
     assert _run_all([stream]) == reference(stream)
 
 
+@pytest.mark.parametrize("seed", range(4))
+def test_big_blocks_of_data_lines_only_match_reference(seed: int) -> None:
+    """Big events made only of data lines skip sseclient's per-line work; the
+    result must still be the WHATWG one (one space removed, bare ``data``,
+    invalid UTF-8, any line ending)."""
+    rng = random.Random(seed)
+    shapes = [b"data: plain", b"data:no space", b"data:  two spaces", b"data", b"data: \xff\xfe bad",
+              b"data: \xe6\x9d\xb1\xe4\xba\xac", b"data: :colon", b"data:"]
+    ending = rng.choice([b"\n", b"\r\n", b"\r"])
+    block = ending.join(rng.choice(shapes) for _ in range(3000))
+    stream = b"id: 7\n\n" + block + ending * 2 + b"data: after\n\n"
+    chunk = rng.choice([700, 1024, 65536])
+    chunks = [stream[i : i + chunk] for i in range(0, len(stream), chunk)]
+    assert _run_all(chunks) == reference(stream)
+    events = _run_all(chunks)[0]
+    assert len(events) == 2 and events[0].id == "7" and events[1].data == "after"
+
+
 @pytest.mark.parametrize("shape", ["many-lines", "one-line"])
 def test_decoding_a_big_event_is_linear(shape: str) -> None:
     """4 MB vs 400 KB, fed in 1 KiB chunks: linear is about 10x (a bit more

@@ -168,18 +168,24 @@ def event_json(data: str) -> dict[str, Any]:
         connection is treated as cut before this event.
     """
     try:
-        obj = _decode(data)
+        obj, end = _raw_decode(data)  # the usual case: exactly one JSON value
     except ValueError:
-        raise ProtocolError(
-            f"Malformed JSON in a stream event ({len(data)} characters, starts {data[:60]!r}).",
-            retryable=True,
-        ) from None
+        end = -1
+    if end != len(data):
+        try:
+            obj = _decode(data)  # whitespace around it, or an error worth its message
+        except ValueError:
+            raise ProtocolError(
+                f"Malformed JSON in a stream event ({len(data)} characters, starts {data[:60]!r}).",
+                retryable=True,
+            ) from None
     if type(obj) is not dict:
         raise ProtocolError(f"Expected a JSON object in a stream event, got {type(obj).__name__}.", retryable=True)
     return obj
 
 
-_decode = json.JSONDecoder().decode  # json.loads without its per-call checks (hot path)
+_decoder = json.JSONDecoder()
+_decode, _raw_decode = _decoder.decode, _decoder.raw_decode  # json.loads without its per-call checks
 
 
 def content_text(content: Any) -> str:

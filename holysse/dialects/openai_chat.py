@@ -94,6 +94,8 @@ class ChatParser:
         content = delta.get("content")
         if content and type(content) is str:
             events.append(TextDelta(content))
+            if len(delta) == 1:
+                return  # most deltas carry text alone
         reasoning = delta.get("reasoning_content") or delta.get("reasoning")
         if reasoning and type(reasoning) is str:
             events.append(ThinkingDelta(reasoning))
