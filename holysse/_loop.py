@@ -87,6 +87,7 @@ class StreamLoop:
         self._policy = client.retry
         self.metrics = StreamMetrics()
         self._closed = threading.Event()
+        self._stop = False  # close() was called: checked between events, cheaper than the Event
         self._response: Response | None = None
         self._response_lock = threading.Lock()
         # What was delivered, beyond the accumulator's text.
@@ -110,6 +111,7 @@ class StreamLoop:
 
     def close(self) -> None:
         """Stop: abort the connection in use (from any thread)."""
+        self._stop = True
         self._closed.set()
         with self._response_lock:
             response = self._response
@@ -347,6 +349,8 @@ class StreamLoop:
                 metrics.ttfb = now - metrics.started
             progressed = False
             for sse in decoder.feed(chunk):
+                if self._stop:  # closed from another thread while events of this read were pending
+                    raise StreamClosed(f"The stream was closed after {len(acc)} characters; the answer is incomplete.")
                 watch.head = None
                 events = parser.feed(sse)
                 if sse.id:

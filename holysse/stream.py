@@ -36,6 +36,7 @@ class Stream:
         self.metrics: StreamMetrics = loop.metrics
         self._on_metrics = on_metrics
         self._lock = threading.Lock()
+        self._reader: int | None = None  # the thread that iterates
         self._started = False
         self._closed = False
         # A weak reference: a consumer that breaks out of its loop drops the
@@ -56,6 +57,7 @@ class Stream:
                     "or call client.stream() again for a new one."
                 )
             self._started = True
+            self._reader = threading.get_ident()
             generator = self._loop.run(self.accumulator, self._finished)
             self._generator = weakref.ref(generator)
         return generator
@@ -88,18 +90,19 @@ class Stream:
         self.close()
 
     def close(self) -> None:
-        """Stop the stream and release its connection. Safe from any thread;
-        a read blocked in another thread ends within a moment with
-        :class:`StreamClosed`."""
+        """Stop the stream and release its connection. Safe from any thread:
+        the thread reading the stream gets :class:`StreamClosed` at its next
+        step (a read blocked on the network ends at once)."""
         self._loop.close()
         with self._lock:
             self._closed = True
             generator = self._generator() if self._generator is not None else None
-        if generator is not None:
-            try:
-                generator.close()
-            except ValueError:
-                pass  # running in another thread: the aborted read ends it there
+            reader = self._reader
+        # Only the reading thread may finalize the generator: from another
+        # thread it could be resumed there at the same moment. The aborted
+        # connection ends it in the reading thread instead.
+        if generator is not None and reader == threading.get_ident():
+            generator.close()
 
     def display(self, *, interval: float = 0.1) -> None:
         """Read the stream, rendering the answer live in a Jupyter cell

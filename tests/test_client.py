@@ -327,3 +327,21 @@ def test_shared_client_across_threads(server: FakeServer) -> None:
         t.join(20)
     assert all(results[i] == server.expected_text(dict(CHAT, seed=100 + i)) for i in range(8))
     assert len(set(results.values())) == 8
+
+
+def test_close_from_another_thread_between_events_raises_in_the_reader(server: FakeServer) -> None:
+    """The reader is between two events (not blocked in a read) when another
+    thread closes the stream: its next step raises StreamClosed with the
+    partial answer, never a silent end or a 'generator already executing'."""
+    stream = make_client(server).stream(**CHAT)
+    events = iter(stream)
+    received = next(event for event in events if event.text).text
+    closer = threading.Thread(target=stream.close)
+    closer.start()
+    closer.join(5)
+    assert not closer.is_alive()
+    with pytest.raises(holysse.StreamClosed) as info:
+        for event in events:
+            received += event.text
+    assert info.value.partial == stream.text == received != server.expected_text(CHAT)
+    assert stream.done
