@@ -171,6 +171,9 @@ class StreamLoop:
                         f"The stream was closed after {len(acc)} characters; the answer is incomplete.",
                         partial=acc.text,
                     ) from exc
+                if isinstance(exc, HTTPStatusError) and (relaxed := self._without_refused_field(request, exc)):
+                    request = relaxed
+                    continue
                 if not exc.retryable:
                     raise
                 if self._resume == "none" and self._content_events:
@@ -204,6 +207,17 @@ class StreamLoop:
             hint = max(hint or 0.0, self._server_retry_ms / 1000)
         elapsed = time.monotonic() - self.metrics.started
         return self._policy.delay_or_give_up(failures, elapsed, exc, hint, history)
+
+    def _without_refused_field(self, request: HTTPRequest, exc: HTTPStatusError) -> HTTPRequest | None:
+        """``request`` again without a field holysse added and the server
+        refused (see :meth:`Dialect.without_refused_field`); later
+        connections leave it out too."""
+        relaxed = self._dialect.without_refused_field(request, exc)
+        if relaxed is not None:
+            logger.warning("%s refused a field holysse adds on its own; asking again without it: %s",
+                           self._original.url, exc)
+            self._original = self._dialect.without_refused_field(self._original, exc) or self._original
+        return relaxed
 
     def _wait(self, delay: float) -> None:
         started = time.monotonic()

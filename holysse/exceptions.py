@@ -124,6 +124,12 @@ class HTTPStatusError(HolySSEError):
     server asked us to wait, or ``None``).
     """
 
+    status_code: int
+    headers: dict[str, str]
+    request_id: str | None
+    body_excerpt: str
+    retry_after: float | None
+
     def __init__(
         self,
         message: str = "",

@@ -43,6 +43,50 @@ def test_plain_stream_yields_the_answer_usage_and_finish(server: FakeServer) -> 
     assert server.requests[-1].header("Authorization") == "Bearer hs_" + "k" * 32
 
 
+def refusing_stream_options(status: int, then: list[Fault | None]) -> Any:
+    """A fault plan: a server that predates ``stream_options`` (it answers
+    ``status`` to any request carrying it); the others get ``then`` in turn."""
+    refusal = Fault.status(status, body={"error": {
+        "message": "Unrecognized request argument supplied: stream_options", "type": "invalid_request_error"}})
+    later = iter(then)
+
+    def plan(request: Any) -> Fault | None:
+        return refusal if "stream_options" in request.body else next(later, None)
+    return plan
+
+
+@pytest.mark.parametrize("status", [400, 422])
+def test_a_refused_stream_options_is_left_out_for_this_and_every_resume(
+    server: FakeServer, sleeps: Sleeps, status: int
+) -> None:
+    offsets = server.event_offsets(CHAT)
+    server.set_faults(refusing_stream_options(status, [Fault.rst(offsets[len(offsets) // 2] + 3)]))
+    client = make_client(server, sleeps, resume="prefill", provider="vllm")
+    stream = client.stream(**CHAT)
+    text, events = collect(stream)
+    assert text == stream.text == server.expected_text(CHAT)
+    assert ["stream_options" in r.body for r in server.requests] == [True, False, False]
+    assert server.requests[-1].body["messages"][-1]["role"] == "assistant"  # the prefill resume
+    assert [type(e) for e in events].count(Reconnecting) == 1  # the refusal is no reconnect
+    assert stream.usage is None and stream.finish_reason == "stop"
+
+
+def test_stream_options_the_user_set_are_never_dropped(server: FakeServer, sleeps: Sleeps) -> None:
+    server.set_faults(refusing_stream_options(400, []))
+    client = make_client(server, sleeps)
+    with pytest.raises(holysse.HTTPStatusError, match="stream_options") as info:
+        list(client.stream(**CHAT, stream_options={"include_usage": True}))
+    assert info.value.status_code == 400 and len(server.requests) == 1 and not sleeps
+
+
+def test_stream_options_none_sends_none(server: FakeServer) -> None:
+    client = make_client(server)
+    with client.stream(**CHAT, stream_options=None) as stream:
+        text, _ = collect(stream)
+    assert text == server.expected_text(CHAT) and "stream_options" not in server.requests[-1].body
+    assert stream.usage is None
+
+
 @pytest.mark.parametrize("kind", ["fin", "rst", "stall"])
 @pytest.mark.parametrize("strategy", ["cursor", "prefill", "replay"])
 def test_cut_mid_answer_resumes_without_gap_or_duplicate(

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar, Mapping, Protocol
 
 from ..events import Event
-from ..exceptions import ProtocolError, UsageError
+from ..exceptions import HTTPStatusError, ProtocolError, UsageError
 from ..transport import HTTPRequest
 from ..wire import ServerSentEvent
 from .profiles import ProviderProfile
@@ -123,6 +123,13 @@ class Dialect(ABC):
         :raises UsageError: this dialect has no prefill.
         """
         raise UsageError(f"The {self.name} dialect cannot resume by prefill.")
+
+    def without_refused_field(self, request: HTTPRequest, error: HTTPStatusError) -> HTTPRequest | None:
+        """``request`` without a field this dialect added on its own (the user
+        did not ask for it) when ``error`` says the server refuses that field;
+        ``None`` otherwise. Servers that validate strictly answer 400 or 422
+        to fields they do not know."""
+        return None
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.name!r}>"

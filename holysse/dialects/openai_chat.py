@@ -14,7 +14,7 @@ import logging
 from typing import Any
 
 from ..events import Event, Finished, TextDelta, ThinkingDelta, ToolCallDelta, Usage
-from ..exceptions import ProtocolError, ProviderError
+from ..exceptions import HTTPStatusError, ProtocolError, ProviderError
 from ..transport import HTTPRequest
 from ..wire import ServerSentEvent
 from .base import Dialect, Endpoint, ResumeState, event_json, streaming_post
@@ -28,6 +28,11 @@ logger = logging.getLogger(__name__)
 _RETRYABLE_ERROR_TYPES = frozenset(
     {"server_error", "overloaded_error", "api_error", "rate_limit_error", "rate_limit_exceeded", "timeout", "internal_error"}
 )
+
+
+#: The ``stream_options`` holysse sends when the user sets none (compared by
+#: identity: a refused ``stream_options`` is dropped only if it is this one).
+_USAGE_PLEASE: dict[str, Any] = {"include_usage": True}
 
 
 class ChatParser:
@@ -162,8 +167,25 @@ class OpenAIChat(Dialect):
 
     def build_request(self, endpoint: Endpoint, body: dict[str, Any]) -> HTTPRequest:
         payload = dict(body)
-        payload.setdefault("stream_options", {"include_usage": True})
+        if "stream_options" not in payload:
+            payload["stream_options"] = _USAGE_PLEASE
+        elif payload["stream_options"] is None:  # the user's way to send none
+            del payload["stream_options"]
         return streaming_post(endpoint, "chat/completions", payload)
+
+    def without_refused_field(self, request: HTTPRequest, error: HTTPStatusError) -> HTTPRequest | None:
+        """Servers that predate ``stream_options`` (older Azure API versions,
+        strict validators) refuse it with 400 or 422; holysse asked for usage
+        on its own, so it asks again without (the stream then has no usage)."""
+        body = request.json
+        if (
+            error.status_code in (400, 422)
+            and isinstance(body, dict)
+            and body.get("stream_options") is _USAGE_PLEASE
+            and "stream_options" in f"{error} {error.body_excerpt}"
+        ):
+            return request.replace(json={k: v for k, v in body.items() if k != "stream_options"})
+        return None
 
     def parser(self) -> ChatParser:
         return ChatParser()
