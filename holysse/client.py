@@ -9,6 +9,7 @@ answer, iterable once); the reconnect loop behind it lives in
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import re
@@ -334,3 +335,11 @@ def _check_body(body: Mapping[str, Any]) -> None:
         raise UsageError(f"model must be a one-line string without CR, LF or NUL (such as 'gpt-4.1'), not {model!r}.")
     if "stream" in body and body["stream"] is not True:
         raise UsageError("stream= is always true with holysse; remove it from the arguments.")
+    try:
+        json.dumps(body, allow_nan=False, ensure_ascii=False).encode("utf-8")
+    except (TypeError, ValueError) as exc:  # UnicodeEncodeError is a ValueError
+        raise UsageError(
+            f"The request body cannot be sent as JSON ({type(exc).__name__}: {exc}). Pass only str, int, finite "
+            "float, bool, None, list and dict values (a date as date.isoformat(), a set as a list), and text "
+            "without lone surrogates."
+        ) from None

@@ -4,6 +4,8 @@ is sent, and never showing the key."""
 
 from __future__ import annotations
 
+import datetime
+import math
 import threading
 from typing import Any, Callable
 
@@ -34,6 +36,12 @@ MISTAKES: dict[str, tuple[Callable[[], object], str]] = {
     "LF in the model name": (lambda: client().stream(model="gpt-4.1\n", messages=[]), "one-line string"),
     "non-str model": (lambda: client().stream(model=4, messages=[]), "one-line string"),
     "stream=False": (lambda: client().stream(stream=False, **CHAT), "remove it from the arguments"),
+    "a date in the body": (
+        lambda: client().stream(metadata={"at": datetime.date(2026, 1, 2)}, **CHAT), "date.isoformat()"),
+    "a set in the body": (lambda: client().stream(stop={"END"}, **CHAT), "a set as a list"),
+    "NaN temperature": (lambda: client().stream(temperature=math.nan, **CHAT), "finite float"),
+    "a lone surrogate in a message": (
+        lambda: client().stream(model="m", messages=[{"role": "user", "content": "a\ud800"}]), "lone surrogates"),
     "key over plain http": (
         lambda: client(base_url="http://api.example.com/v1"), "allow_insecure_http=True"),
     "key over plain http to a LAN address": (
