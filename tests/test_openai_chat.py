@@ -42,6 +42,22 @@ def test_text_reasoning_finish_usage_and_done() -> None:
     assert parser.done and parser.started and parser.cursor is None
 
 
+def test_refusals_are_the_answer_and_legacy_function_calls_are_tool_call_zero() -> None:
+    refused = feed_all(ChatParser(), [
+        sse(chunk({"role": "assistant", "content": None, "refusal": ""})),
+        sse(chunk({"content": None, "refusal": "I can't "})),
+        sse(chunk({"refusal": "help with that."}, "stop")),
+    ])
+    assert refused == [TextDelta("I can't "), TextDelta("help with that."), Finished("stop")]
+    legacy = feed_all(ChatParser(), [
+        sse(chunk({"role": "assistant", "content": None, "function_call": {"name": "f", "arguments": ""}})),
+        sse(chunk({"function_call": {"arguments": "{\"x\""}})),
+        sse(chunk({"function_call": {"arguments": ":1}"}}, "function_call")),
+    ])
+    assert legacy == [ToolCallDelta(0, None, "f", ""), ToolCallDelta(0, None, None, '{"x"'),
+                      ToolCallDelta(0, None, None, ":1}"), Finished("function_call")]
+
+
 def test_tool_calls_by_index_and_without_index() -> None:
     indexed = feed_all(ChatParser(), [
         sse(chunk({"tool_calls": [{"index": 0, "id": "a", "type": "function",

@@ -101,9 +101,15 @@ class ChatParser:
             events.append(TextDelta(content))
             if len(delta) == 1:
                 return  # most deltas carry text alone
+        refusal = delta.get("refusal")  # the model declines: that is its answer, as in the Responses API
+        if refusal and type(refusal) is str:
+            events.append(TextDelta(refusal))
         reasoning = delta.get("reasoning_content") or delta.get("reasoning")
         if reasoning and type(reasoning) is str:
             events.append(ThinkingDelta(reasoning))
+        legacy = delta.get("function_call")  # the deprecated functions API: one call, index 0
+        if legacy:
+            events.append(ToolCallDelta(0, None, legacy.get("name"), legacy.get("arguments") or ""))
         for call in delta.get("tool_calls") or ():
             function = call.get("function") or {}
             events.append(
