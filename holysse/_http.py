@@ -2,8 +2,9 @@
 
 An error status becomes :class:`HTTPStatusError` (or :class:`RateLimitError`,
 :class:`AuthenticationError`) with the server's message, request id and
-``Retry-After``; a 2xx that is not ``text/event-stream`` is read (a JSON
-error body is reported as such) and never parsed as SSE; a
+``Retry-After``; a 2xx that is not ``text/event-stream`` is read and never
+parsed as SSE (a whole JSON answer, from a server that ignores ``stream:
+true``, becomes the answer's events; a JSON error is reported as such); a
 ``text/event-stream`` whose body is a bare JSON error or an HTML page is
 reported by :func:`body_error` when it ends.
 """
@@ -11,6 +12,7 @@ reported by :func:`body_error` when it ends.
 from __future__ import annotations
 
 import json
+import logging
 from typing import TYPE_CHECKING, Any, Mapping
 from urllib.parse import urlsplit
 
@@ -21,22 +23,43 @@ from .transport import Response
 if TYPE_CHECKING:
     from .client import Client
     from .dialects.base import Dialect
+    from .events import Event
 
 __all__ = ["check_response", "read_json", "body_error"]
+
+logger = logging.getLogger(__name__)
 
 _REQUEST_ID_HEADERS = ("x-request-id", "request-id", "openai-request-id", "anthropic-request-id", "cf-ray")
 _EXCERPT = 500
 
 
-def check_response(response: Response, client: Client, dialect: Dialect) -> None:
-    """Raise the right holysse error unless ``response`` is a 2xx event stream."""
+def check_response(response: Response, client: Client, dialect: Dialect) -> list[Event] | None:
+    """``None`` when ``response`` is a 2xx event stream; the events of the
+    whole answer when it is a complete JSON answer (a server that ignores
+    ``stream: true``); else raise the right holysse error."""
     status = response.status_code
     if 200 <= status < 300:
         content_type = response.headers.get("content-type", "")
         if "text/event-stream" not in content_type.lower():
-            raise _not_a_stream(response, content_type, client)
-        return
+            return _whole_answer(response, content_type, client, dialect)
+        return None
     raise _status_error(response, client, dialect)
+
+
+def _whole_answer(response: Response, content_type: str, client: Client, dialect: Dialect) -> list[Event]:
+    if "json" not in content_type.lower():
+        raise _not_a_stream(response.read_text(_EXCERPT * 8), response.status_code, content_type, client)
+    body = response.read_text(client.max_event_bytes)
+    try:
+        obj = json.loads(body)
+    except ValueError:
+        obj = None
+    events = dialect.whole_answer(obj) if isinstance(obj, dict) else None
+    if events is None:
+        raise _not_a_stream(body, response.status_code, content_type, client)
+    logger.warning("%s answered with a whole JSON answer instead of an event stream (it ignores stream: true); "
+                   "delivering it at once", client.base_url)
+    return events
 
 
 def read_json(response: Response, client: Client, dialect: Dialect, limit: int = 16 << 20) -> Any:
@@ -67,20 +90,19 @@ def read_json(response: Response, client: Client, dialect: Dialect, limit: int =
     )
 
 
-def _not_a_stream(response: Response, content_type: str, client: Client) -> HolySSEError:
-    body = response.read_text(_EXCERPT * 8)
+def _not_a_stream(body: str, status: int, content_type: str, client: Client) -> HolySSEError:
     message = _error_message(body)
     if message:
         return ProtocolError(
-            f"{client.base_url} answered {response.status_code} with an error instead of a stream: {message}",
-            status_code=response.status_code,
+            f"{client.base_url} answered {status} with an error instead of a stream: {message}",
+            status_code=status,
             body_excerpt=body[:_EXCERPT],
         )
     return ProtocolError(
-        f"{client.base_url} answered {response.status_code} with Content-Type {content_type or 'none'!r}, "
+        f"{client.base_url} answered {status} with Content-Type {content_type or 'none'!r}, "
         "not text/event-stream; is base_url pointing at an OpenAI-compatible API (it usually ends in /v1)? "
         f"Body starts: {body[:120]!r}",
-        status_code=response.status_code,
+        status_code=status,
         body_excerpt=body[:_EXCERPT],
     )
 

@@ -312,20 +312,23 @@ class StreamLoop:
         response = self._open(request)
         complete = False
         try:
-            self._check(response)
+            whole = self._check(response)
             self.metrics.begin_leg(self._strategy, self._content_events)
             if self.metrics.total_reconnects:
                 yield self._resumed(flt)
-            yield from self._read(acc, response, flt)
+            if whole is None:
+                yield from self._read(acc, response, flt)
+            else:
+                yield from self._whole(acc, whole, flt)
             complete = True
         finally:
             with self._response_lock:
                 self._response = None
             response.close(complete=complete)
 
-    def _check(self, response: Response) -> None:
+    def _check(self, response: Response) -> list[Event] | None:
         try:
-            check_response(response, self._client, self._dialect)
+            return check_response(response, self._client, self._dialect)
         except HTTPStatusError as exc:
             if self._strategy in ("cursor", "prefill") and getattr(exc, "status_code", 0) in _REFUSED:
                 raise _ResumeRefused(f"The server refused the {self._strategy} resume: {exc}") from exc
@@ -409,6 +412,26 @@ class StreamLoop:
             f"{len(acc)} characters received.",
             last_event_id=decoder.last_event_id,
         )
+
+    def _whole(self, acc: Accumulator, events: list[Event], flt: ResendFilter | None) -> Iterator[Event]:
+        """Deliver a whole JSON answer (a server that ignores ``stream:
+        true``). After a cut it starts from the beginning, unless it continues
+        a prefill: the same checks as for a stream drop what was delivered."""
+        self._now = time.monotonic()
+        if self.metrics.ttfb is None:
+            self.metrics.ttfb = self._now - self.metrics.started
+        if self._strategy == "cursor":
+            flt = self._restarted(acc)
+        elif self._strategy == "prefill":
+            guard = PrefillGuard(acc.text)
+            events = guard.feed(events) + guard.end()
+            if guard.restarted:
+                flt = self._restarted(acc)
+        if flt is not None:
+            events = [out for event in events for out in flt.feed(event)] + flt.end()
+            self._count_waste(flt)
+        for event in events:
+            yield self._deliver(acc, event)
 
     def _next_parser(self) -> Parser:
         """A fresh parser, or for a cursor resume the last one, continued (it

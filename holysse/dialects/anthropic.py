@@ -200,6 +200,18 @@ class Anthropic(Dialect):
     def parser(self) -> AnthropicParser:
         return AnthropicParser()
 
+    def whole_answer(self, obj: dict[str, Any]) -> list[Event] | None:
+        """A ``message`` object reads as the events that would stream it."""
+        content = obj.get("content")
+        if obj.get("type") != "message" or not isinstance(content, list):
+            return None
+        parser = AnthropicParser()
+        events = parser._message_start({})
+        for index, block in enumerate(content):
+            events += parser._block_start({"index": index, "content_block": block})
+            events += parser._block_stop({"index": index})
+        return events + parser._message_delta({"delta": {"stop_reason": obj.get("stop_reason")}, "usage": obj.get("usage")})
+
     def supports(self, strategy: str, state: ResumeState, profile: ProviderProfile) -> bool:
         if strategy == "cursor":
             return state.cursor is not None

@@ -124,6 +124,12 @@ class Dialect(ABC):
         """
         raise UsageError(f"The {self.name} dialect cannot resume by prefill.")
 
+    def whole_answer(self, obj: dict[str, Any]) -> list[Event] | None:
+        """The events of a complete, non-streamed answer in this dialect's
+        JSON shape (what a server that ignores ``stream: true`` sends), or
+        ``None`` when ``obj`` is not one."""
+        return None
+
     def without_refused_field(self, request: HTTPRequest, error: HTTPStatusError) -> HTTPRequest | None:
         """``request`` without a field this dialect added on its own (the user
         did not ask for it) when ``error`` says the server refuses that field;

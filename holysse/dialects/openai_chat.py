@@ -10,6 +10,7 @@ Only choice 0 is read. An ``{"error": ...}`` object inside the stream becomes
 
 from __future__ import annotations
 
+import json
 import logging
 from typing import Any
 
@@ -53,18 +54,24 @@ class ChatParser:
             self.done = True
             return []
         obj = event_json(data)
-        if obj.get("error") or sse.event == "error":
+        if sse.event == "error":
             raise provider_error(obj.get("error") or obj)
-        try:
-            events = self._events(obj)
-        except (AttributeError, TypeError, KeyError, IndexError) as exc:
-            raise ProtocolError(
-                f"A stream event does not have the chat-completions shape ({type(exc).__name__}: {exc}); "
-                f"is this server OpenAI-compatible? Event starts {data[:80]!r}."
-            ) from None
+        events = self.feed_object(obj)
         if sse.id:
             self.cursor = sse.id
         return events
+
+    def feed_object(self, obj: dict[str, Any]) -> list[Event]:
+        """The events of one decoded chunk."""
+        if obj.get("error"):
+            raise provider_error(obj["error"])
+        try:
+            return self._events(obj)
+        except (AttributeError, TypeError, KeyError, IndexError) as exc:
+            raise ProtocolError(
+                f"A stream event does not have the chat-completions shape ({type(exc).__name__}: {exc}); "
+                f"is this server OpenAI-compatible? Event starts {json.dumps(obj)[:80]!r}."
+            ) from None
 
     def _events(self, obj: dict[str, Any]) -> list[Event]:
         events: list[Event] = []
@@ -178,6 +185,15 @@ class OpenAIChat(Dialect):
         elif payload["stream_options"] is None:  # the user's way to send none
             del payload["stream_options"]
         return streaming_post(endpoint, "chat/completions", payload)
+
+    def whole_answer(self, obj: dict[str, Any]) -> list[Event] | None:
+        """A ``chat.completion`` reads as one chunk whose delta is the message."""
+        choices = obj.get("choices")
+        if not isinstance(choices, list) or not all(isinstance(c, dict) and "message" in c for c in choices):
+            return None
+        if not choices and obj.get("object") != "chat.completion":
+            return None
+        return ChatParser().feed_object(dict(obj, choices=[dict(c, delta=c["message"]) for c in choices]))
 
     def without_refused_field(self, request: HTTPRequest, error: HTTPStatusError) -> HTTPRequest | None:
         """Servers that predate ``stream_options`` (older Azure API versions,

@@ -162,6 +162,21 @@ class ResponsesParser:
         return events
 
 
+_ENDINGS = {"completed": "response.completed", "incomplete": "response.incomplete", "failed": "response.failed"}
+
+
+def _item_text(item: dict[str, Any]) -> list[Event]:
+    """The answer and reasoning text of one output item of a whole response."""
+    kind = item.get("type")
+    if kind == "message":
+        texts = [part.get("text") or part.get("refusal") for part in item.get("content") or ()]
+        return [TextDelta(text) for text in texts if text]
+    if kind == "reasoning":
+        parts = [*(item.get("summary") or ()), *(item.get("content") or ())]
+        return [ThinkingDelta(part["text"]) for part in parts if part.get("text")]
+    return []
+
+
 def _usage(usage: dict[str, Any]) -> Usage:
     return Usage(
         input_tokens=usage.get("input_tokens"),
@@ -189,6 +204,20 @@ class OpenAIResponses(Dialect):
 
     def parser(self) -> ResponsesParser:
         return ResponsesParser()
+
+    def whole_answer(self, obj: dict[str, Any]) -> list[Event] | None:
+        """A finished ``response`` object reads as the events that would
+        stream it (a queued or running one is not an answer yet)."""
+        output = obj.get("output")
+        ending = _ENDINGS.get(str(obj.get("status")))
+        if obj.get("object") != "response" or not isinstance(output, list) or ending is None:
+            return None
+        parser = ResponsesParser()
+        events: list[Event] = []
+        for index, item in enumerate(output):
+            events += parser._item_added({"item": item, "output_index": index})
+            events += _item_text(item)
+        return events + parser._events(ending, {"response": obj})
 
     def supports(self, strategy: str, state: ResumeState, profile: ProviderProfile) -> bool:
         if strategy == "cursor":
