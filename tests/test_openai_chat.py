@@ -90,6 +90,11 @@ def test_other_choices_are_ignored_and_ids_move_the_cursor() -> None:
         (sse({"error": {"message": "overloaded", "type": "server_error"}}), True),
         (sse({"error": {"message": "bad", "type": "invalid_request_error"}}), False),
         (sse({"message": "upstream failed", "type": "api_error"}, event="error"), True),
+        # HTTP statuses in "code" (OpenRouter, llama.cpp, vLLM): retried as the status would be
+        (sse({"error": {"message": "Provider returned error", "code": 502}}), True),
+        (sse({"error": {"message": "Rate limited upstream", "code": "429"}}), True),
+        (sse({"error": {"object": "error", "message": "too long", "type": "BadRequestError", "code": 400}}), False),
+        (sse({"error": {"message": "odd", "code": True}}), False),
     ],
 )
 def test_error_objects_in_the_stream(item: ServerSentEvent, retryable: bool) -> None:

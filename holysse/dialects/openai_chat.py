@@ -163,13 +163,21 @@ def provider_error(error: Any) -> ProviderError:
     error_type = error.get("type")
     code = error.get("code")
     message = error.get("message") or "no message"
-    retryable = error_type in _RETRYABLE_ERROR_TYPES or code in _RETRYABLE_ERROR_TYPES
+    retryable = error_type in _RETRYABLE_ERROR_TYPES or code in _RETRYABLE_ERROR_TYPES or _retryable_status(code)
     return ProviderError(
         f"The provider sent an error in the stream ({error_type or code or 'unknown'}): {message}",
         error_type=error_type,
         code=None if code is None else str(code),
         retryable=retryable,
     )
+
+
+def _retryable_status(code: Any) -> bool:
+    """Servers such as vLLM, llama.cpp and OpenRouter put an HTTP status in
+    ``error.code``: retry the ones retried as statuses (408, 409, 429, 5xx)."""
+    if isinstance(code, str) and code.isdigit():
+        code = int(code)
+    return type(code) is int and (code in (408, 409, 429) or 500 <= code <= 599)
 
 
 class OpenAIChat(Dialect):
