@@ -20,7 +20,7 @@ from .exceptions import HolySSEError
 from .retry import RetryPolicy
 from .transport import Timeout
 
-__all__ = ["main", "build_parser", "register", "Console", "event_status"]
+__all__ = ["main", "build_parser", "register", "Console", "show_event"]
 
 #: Extra subcommands: name -> (help, add_arguments, run). Filled by modules
 #: that add commands (see :func:`register`).
@@ -41,35 +41,85 @@ def register(
 
 class Console:
     """Where the CLI writes: answer text to ``out``, status to ``err``
-    (dim when ``err`` is a terminal and ``NO_COLOR`` is unset)."""
+    (dim when ``err`` is a terminal and ``NO_COLOR`` is unset).
+
+    A status line always starts on a line of its own, even when the answer
+    text stopped mid-line (both usually share one terminal)."""
 
     def __init__(self, out: TextIO | None = None, err: TextIO | None = None) -> None:
         self.out = out or sys.stdout
         self.err = err or sys.stderr
         self.color = self.err.isatty() and not os.environ.get("NO_COLOR")
+        self._shared = _same_file(self.out, self.err)  # one terminal (or 2>&1): lines interleave
+        self._mid_line = False  # the answer text on ``out`` stopped mid-line
+        self._open = False  # a status line on ``err`` waits for its end
 
     def text(self, text: str) -> None:
+        if not text:
+            return
+        self._close_status()
         self.out.write(text)
         self.out.flush()
+        self._mid_line = not text.endswith("\n")
 
-    def status(self, line: str, *, newline_first: bool = False) -> None:
-        if newline_first:
-            self.out.flush()
-        prefix = "\n" if newline_first else ""
-        self.err.write(f"{prefix}\x1b[2m{line}\x1b[0m\n" if self.color else f"{prefix}{line}\n")
+    def end_text(self) -> None:
+        """End the answer's last line (so a file of answers ends lines)."""
+        if self._mid_line:
+            self.text("\n")
+
+    def status(self, line: str, *, keep_open: bool = False) -> None:
+        """Write ``line`` on a line of its own; ``keep_open``: leave the line
+        open for :meth:`continue_status`."""
+        self._close_status()
+        self.out.flush()
+        if self._mid_line and self._shared:
+            self.err.write("\n")
+            self._mid_line = False
+        self._write(line + ("" if keep_open else "\n"))
+        self._open = keep_open
+
+    def continue_status(self, more: str) -> None:
+        """Finish the open status line with ``more`` (a line of its own if none is open)."""
+        if not self._open:
+            self.status(more.strip())
+            return
+        self._open = False
+        self._write(more + "\n")
+
+    def _close_status(self) -> None:
+        if self._open:
+            self._open = False
+            self.err.write("\n")
+            self.err.flush()
+
+    def _write(self, piece: str) -> None:
+        self.err.write(f"\x1b[2m{piece}\x1b[0m" if self.color else piece)
         self.err.flush()
 
 
-def event_status(event: Event) -> str | None:
-    """The status line for a reconnect event (``None`` for other events)."""
+def _same_file(one: TextIO, other: TextIO) -> bool:
+    """Whether two streams write to the same terminal, pipe or file."""
+    try:
+        return os.path.samestat(os.fstat(one.fileno()), os.fstat(other.fileno()))
+    except (AttributeError, OSError, ValueError):  # no file descriptor (io.StringIO, say)
+        return False
+
+
+def show_event(console: Console, event: Event) -> bool:
+    """Write the status line of a reconnect step: one line per reconnect,
+    ``↻ cut: … reconnecting …``, finished by ``→ resumed by …`` when it
+    worked. ``False`` for events that are not reconnect steps."""
     if isinstance(event, Reconnecting):
-        return f"↻ cut: {event.reason} — reconnecting in {event.delay:.2f}s (attempt {event.attempt})"
-    if isinstance(event, Resumed):
+        console.status(f"↻ cut: {event.reason} — reconnecting in {event.delay:.2f}s (attempt {event.attempt})",
+                       keep_open=True)
+    elif isinstance(event, Resumed):
         resent = f", {event.resent_chars} characters re-sent and dropped" if event.resent_chars else ""
-        return f"↳ resumed by {event.strategy}{resent}"
-    if isinstance(event, Reset):
-        return f"⟲ reset: {event.reason}"
-    return None
+        console.continue_status(f" → resumed by {event.strategy}{resent}")
+    elif isinstance(event, Reset):
+        console.status(f"⟲ reset: {event.reason}")
+    else:
+        return False
+    return True
 
 
 # -- demo ---------------------------------------------------------------------
@@ -132,10 +182,7 @@ def _run_demo(client: Client, server: Any, body: dict[str, Any], args: argparse.
     failure: HolySSEError | None = None
     try:
         for event in stream:
-            line = event_status(event)
-            if line is not None:
-                console.status(line, newline_first=not isinstance(event, Resumed))
-            elif event.text and not args.quiet:
+            if not show_event(console, event) and not args.quiet:
                 console.text(event.text)
     except HolySSEError as exc:
         failure = exc
@@ -148,7 +195,7 @@ def _run_demo(client: Client, server: Any, body: dict[str, Any], args: argparse.
 
 def _summary(console: Console, stream: Any, expected: str, failure: HolySSEError | None) -> None:
     m = stream.metrics
-    console.status("", newline_first=True)
+    console.status("")
     console.status("── summary " + "─" * 40)
     if failure is not None:
         console.status(f"stream failed: {type(failure).__name__}: {failure}")

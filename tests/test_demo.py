@@ -50,6 +50,13 @@ def test_demo_in_every_resume_mode() -> None:
         assert "identical to the server's full answer (1800 characters): yes" in run.stderr, mode
         strategy = "cursor" if mode == "auto" else mode
         assert f"resumed by {strategy}" in run.stderr, (mode, run.stderr)
+        # One line per reconnect attempt; the last attempt of each cut says how it resumed. With
+        # stdout apart from stderr, the status lines come one after another, no blank line between.
+        status = run.stderr.split("\n── summary")[0].splitlines()[1:]
+        assert status and all(line.startswith("↻ cut:") for line in status), (mode, run.stderr)
+        resumed = [line for line in status if line.endswith(f"→ resumed by {strategy}")
+                   or f"→ resumed by {strategy}, " in line]
+        assert len(resumed) == sum(1 for line in status if "(attempt 1)" in line) >= 3, (mode, run.stderr)
         if mode == "replay":
             assert "re-sent and dropped" in run.stderr
     # resume="none": the failure and the partial answer, shown, not hidden

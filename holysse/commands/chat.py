@@ -20,7 +20,7 @@ import threading
 from types import FrameType, TracebackType
 from typing import Any
 
-from ..cli import Console, event_status, register
+from ..cli import Console, register, show_event
 from ..client import Client
 from ..stream import Stream
 from ..events import Event
@@ -87,11 +87,11 @@ class ChatSession:
             try:
                 prompt = self._read_prompt()
             except KeyboardInterrupt:
-                self.console.status("", newline_first=False)
+                self.console.status("")
                 self.console.status("(Ctrl-D exits)")
                 continue
             if prompt is None:
-                self.console.status("", newline_first=False)
+                self.console.status("")
                 return 0
             if prompt.strip():
                 self.ask(prompt, interruptible=True)
@@ -178,20 +178,13 @@ class _TextPrinter:
 
     def __init__(self, console: Console) -> None:
         self.console = console
-        self.last = "\n"
 
     def event(self, event: Event) -> None:
-        line = event_status(event)
-        if line is not None:
-            self.console.status(line, newline_first=self.last != "\n")
-            self.last = "\n"
-        elif event.text:
+        if not show_event(self.console, event):
             self.console.text(event.text)
-            self.last = event.text[-1]
 
     def end(self, stream: Stream, error: HolySSEError | None, stopped: bool) -> None:
-        if self.last != "\n":
-            self.console.text("\n")
+        self.console.end_text()
         if stopped:
             self.console.status(f"■ stopped after {len(stream.text)} characters")
         elif error is not None:
@@ -234,7 +227,7 @@ def summary_line(stream: Stream) -> str:
     m = stream.metrics
     tps = m.tokens_per_second
     parts = [f"{m.text_events} tokens", f"TTFT {ms(m.ttft)}",
-             f"{'-' if tps is None else f'{tps:.0f}'} tokens/s", f"{m.total_reconnects} reconnects"]
+             f"{'-' if tps is None else f'{tps:.0f}'} tokens/s", f"{m.total_reconnects} reconnect{'' if m.total_reconnects == 1 else 's'}"]
     if stream.finish_reason:
         parts.append(f"finish: {stream.finish_reason}")
     if m.cost is not None:
