@@ -58,6 +58,19 @@ def test_refusals_are_the_answer_and_legacy_function_calls_are_tool_call_zero() 
                       ToolCallDelta(0, None, None, ":1}"), Finished("function_call")]
 
 
+def test_content_as_a_list_of_parts_mistral_reasoning_shape() -> None:
+    events = feed_all(ChatParser(), [
+        sse(chunk({"role": "assistant", "content": ""})),
+        sse(chunk({"content": [{"type": "thinking", "thinking": [{"type": "text", "text": "Let me "}]}]})),
+        sse(chunk({"content": [{"type": "thinking", "thinking": [{"type": "text", "text": "think."}]}]})),
+        sse(chunk({"content": [{"type": "text", "text": "The answer"}]})),
+        sse(chunk({"content": [{"type": "reference", "reference_ids": [1]}, {"type": "text", "text": " is 4."}]})),
+        sse(chunk({"content": " Done."}, "stop")),
+    ])
+    assert events == [ThinkingDelta("Let me "), ThinkingDelta("think."), TextDelta("The answer"),
+                      TextDelta(" is 4."), TextDelta(" Done."), Finished("stop")]
+
+
 def test_tool_calls_by_index_and_without_index() -> None:
     indexed = feed_all(ChatParser(), [
         sse(chunk({"tool_calls": [{"index": 0, "id": "a", "type": "function",

@@ -18,7 +18,7 @@ from ..events import Event, Finished, TextDelta, ThinkingDelta, ToolCallDelta, U
 from ..exceptions import HTTPStatusError, ProtocolError, ProviderError
 from ..transport import HTTPRequest
 from ..wire import ServerSentEvent
-from .base import Dialect, Endpoint, ResumeState, event_json, streaming_post
+from .base import Dialect, Endpoint, ResumeState, content_text, event_json, streaming_post
 from .profiles import ProviderProfile
 
 __all__ = ["OpenAIChat", "ChatParser", "provider_error"]
@@ -108,6 +108,8 @@ class ChatParser:
             events.append(TextDelta(content))
             if len(delta) == 1:
                 return  # most deltas carry text alone
+        elif content and isinstance(content, list):
+            events += _content_parts(content)
         refusal = delta.get("refusal")  # the model declines: that is its answer, as in the Responses API
         if refusal and type(refusal) is str:
             events.append(TextDelta(refusal))
@@ -142,6 +144,23 @@ class ChatParser:
         self._tool_id = call.get("id") or self._tool_id
         return index
 
+
+
+def _content_parts(parts: list[Any]) -> list[Event]:
+    """``content`` sent as a list of typed parts (Mistral's reasoning models:
+    ``{"type": "thinking", "thinking": [text parts]}`` then ``{"type":
+    "text", "text": ...}``); other part types (references, images) carry no
+    answer text."""
+    events: list[Event] = []
+    for part in parts:
+        kind = part.get("type") if isinstance(part, dict) else None
+        if kind == "text" and part.get("text") and type(part["text"]) is str:
+            events.append(TextDelta(part["text"]))
+        elif kind == "thinking":
+            thinking = content_text(part.get("thinking"))
+            if thinking:
+                events.append(ThinkingDelta(thinking))
+    return events
 
 
 def _usage(usage: dict[str, Any]) -> Usage:
