@@ -58,6 +58,13 @@ def test_refusals_are_the_answer_and_legacy_function_calls_are_tool_call_zero() 
                       ToolCallDelta(0, None, None, ":1}"), Finished("function_call")]
 
 
+def test_tool_call_arguments_sent_as_an_object_become_json_text() -> None:
+    events = feed_all(ChatParser(), [
+        sse(chunk({"tool_calls": [{"index": 0, "id": "c", "function": {"name": "f", "arguments": {"q": "é", "n": 1}}}]})),
+    ])
+    assert events == [ToolCallDelta(0, "c", "f", '{"q":"é","n":1}')]
+
+
 def test_content_as_a_list_of_parts_mistral_reasoning_shape() -> None:
     events = feed_all(ChatParser(), [
         sse(chunk({"role": "assistant", "content": ""})),

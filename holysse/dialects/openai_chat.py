@@ -118,7 +118,7 @@ class ChatParser:
             events.append(ThinkingDelta(reasoning))
         legacy = delta.get("function_call")  # the deprecated functions API: one call, index 0
         if legacy:
-            events.append(ToolCallDelta(0, None, legacy.get("name"), legacy.get("arguments") or ""))
+            events.append(ToolCallDelta(0, None, legacy.get("name"), _arguments(legacy.get("arguments"))))
         for call in delta.get("tool_calls") or ():
             function = call.get("function") or {}
             events.append(
@@ -126,7 +126,7 @@ class ChatParser:
                     index=self._tool_call_index(call),
                     id=call.get("id"),
                     name=function.get("name"),
-                    arguments=function.get("arguments") or "",
+                    arguments=_arguments(function.get("arguments")),
                 )
             )
 
@@ -144,6 +144,16 @@ class ChatParser:
         self._tool_id = call.get("id") or self._tool_id
         return index
 
+
+
+def _arguments(arguments: Any) -> str:
+    """Tool-call arguments as JSON text; some servers send a whole call's
+    arguments as a JSON object instead of a string."""
+    if isinstance(arguments, str):
+        return arguments
+    if arguments is None:
+        return ""
+    return json.dumps(arguments, ensure_ascii=False, separators=(",", ":"))
 
 
 def _content_parts(parts: list[Any]) -> list[Event]:
