@@ -219,3 +219,21 @@ def test_user_rules_and_profiles_override_the_guess(server: FakeServer, sleeps: 
         make_client(server, provider=[("fake-", "vllm")])
     with pytest.raises(holysse.UsageError, match="Unknown provider"):
         make_client(server, provider="nobody")
+
+
+def test_a_query_in_the_base_url_stays_on_every_request(sleeps: Sleeps) -> None:
+    """Azure-style base URLs carry ``?api-version=``: it must end every URL
+    (the POST, the cursor resume's GET, ``/models``), not sit before the path."""
+    with FakeServer(answer_chars=600) as server:
+        ends = server.event_offsets(RESPONSES)
+        server.set_faults([Fault.rst(ends[40] + 3)])
+        client = holysse.Client(api_key="hs_" + "k" * 32, base_url=server.url + "/?api-version=2024-10-21",
+                                dialect="openai-responses", sleep=sleeps)
+        stream = client.stream(**RESPONSES)
+        assert stream.final().text == server.expected_text(RESPONSES)
+        assert client.models()
+        post, get, models = server.requests
+        assert (post.method, post.path, post.query) == ("POST", "/v1/responses", {"api-version": "2024-10-21"})
+        assert get.method == "GET" and get.path.startswith("/v1/responses/resp_")
+        assert get.query == {"api-version": "2024-10-21", "stream": "true", "starting_after": "40"}
+        assert (models.path, models.query) == ("/v1/models", {"api-version": "2024-10-21"})

@@ -66,7 +66,7 @@ def probe(base_url: str, timeout: float, proxy: str | None = None) -> list[Step]
     host = parts.hostname or ""
     tls = parts.scheme == "https"
     port = parts.port or (443 if tls else 80)
-    path = parts.path.rstrip("/") + "/models"
+    path = parts.path.rstrip("/") + "/models" + (f"?{parts.query}" if parts.query else "")
     steps: list[Step] = []
     via = urlsplit(proxy) if proxy else None
     if via is not None and via.scheme != "http":

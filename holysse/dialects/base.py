@@ -12,6 +12,7 @@ import json
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Mapping, Protocol
+from urllib.parse import urlencode
 
 from ..events import Event
 from ..exceptions import HTTPStatusError, ProtocolError, UsageError
@@ -20,7 +21,7 @@ from ..wire import ServerSentEvent
 from .profiles import ProviderProfile
 
 __all__ = [
-    "Endpoint", "ResumeState", "Parser", "Dialect", "join_url", "streaming_post", "with_last_event_id", "event_json",
+    "Endpoint", "ResumeState", "Parser", "Dialect", "join_url", "with_query", "streaming_post", "with_last_event_id", "event_json",
     "content_text",
 ]
 
@@ -142,8 +143,15 @@ class Dialect(ABC):
 
 
 def join_url(base_url: str, path: str) -> str:
-    """``base_url`` + ``path`` with exactly one slash between them."""
-    return base_url.rstrip("/") + "/" + path.lstrip("/")
+    """``base_url`` + ``path`` with exactly one slash between them; a query
+    in ``base_url`` (Azure's ``?api-version=...``) stays at the end."""
+    base, mark, query = base_url.partition("?")
+    return base.rstrip("/") + "/" + path.lstrip("/") + mark + query
+
+
+def with_query(url: str, **params: str | int) -> str:
+    """``url`` with ``params`` added to its query."""
+    return url + ("&" if "?" in url else "?") + urlencode(params)
 
 
 def streaming_post(

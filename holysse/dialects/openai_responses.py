@@ -35,7 +35,7 @@ from ..events import Event, Finished, TextDelta, ThinkingDelta, ToolCallDelta, U
 from ..exceptions import UsageError
 from ..transport import HTTPRequest
 from ..wire import ServerSentEvent
-from .base import Dialect, Endpoint, ResumeState, event_json, streaming_post
+from .base import Dialect, Endpoint, ResumeState, event_json, join_url, streaming_post, with_query
 from .openai_chat import provider_error
 from .profiles import ProviderProfile
 
@@ -230,6 +230,6 @@ class OpenAIResponses(Dialect):
         cursor = state.cursor
         if not isinstance(cursor, ResponseCursor):
             raise UsageError("A Responses cursor resume needs the response id and a sequence number.")
-        url = (f"{original.url.rstrip('/')}/{quote(cursor.response_id, safe='')}"
-               f"?stream=true&starting_after={cursor.sequence_number}")
+        url = with_query(join_url(original.url, quote(cursor.response_id, safe="")),
+                         stream="true", starting_after=cursor.sequence_number)
         return original.replace(method="GET", url=url, json=None)
