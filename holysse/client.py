@@ -15,7 +15,7 @@ import os
 import re
 import threading
 from typing import Any, Callable, Mapping, Sequence
-from urllib.parse import urlsplit
+from urllib.parse import parse_qsl, urlsplit
 
 from ._loop import StreamLoop
 from .accumulator import Accumulator
@@ -138,6 +138,12 @@ class Client:
             raise UsageError(f"base_url must be an http(s) URL such as {DEFAULT_BASE_URL!r}, not {self.base_url!r}.")
         if parts.username or parts.password:
             raise UsageError("base_url must not carry credentials; pass the key as api_key= or $HOLYSHEEP_API_KEY.")
+        secret = next((name for name, _ in parse_qsl(parts.query) if _SECRET_PARAM.search(name)), None)
+        if secret is not None:
+            raise UsageError(
+                f"base_url carries a credential in its query ({secret!r}=...), where logs and error messages would "
+                "show it; pass the key as api_key=, or as a header with headers={...}."
+            )
         if self._api_key is not None:
             if any(c in self._api_key for c in "\r\n\0") or self._api_key != self._api_key.strip():
                 raise UsageError("The API key contains whitespace or control characters; check how it was copied.")
@@ -327,6 +333,10 @@ def _check_headers(headers: Mapping[str, str]) -> None:
                 f"Header {name!r} has a non-string value or CR/LF/NUL in it (which could inject headers); "
                 "pass a one-line str."
             )
+
+
+#: Query parameters that hold a credential (``?key=``, ``?api_key=``, ``?token=``, ``?sig=`` ...).
+_SECRET_PARAM = re.compile(r"key|token|secret|passw|sig|auth", re.IGNORECASE)
 
 
 def _check_body(body: Mapping[str, Any]) -> None:

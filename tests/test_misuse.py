@@ -42,6 +42,10 @@ MISTAKES: dict[str, tuple[Callable[[], object], str]] = {
     "NaN temperature": (lambda: client().stream(temperature=math.nan, **CHAT), "finite float"),
     "a lone surrogate in a message": (
         lambda: client().stream(model="m", messages=[{"role": "user", "content": "a\ud800"}]), "lone surrogates"),
+    "a key in the base URL's query": (
+        lambda: client(base_url="https://gw.example.com/v1?api-version=1&key=s3cret"), "'key'=..."),
+    "a token in the base URL's query": (
+        lambda: client(base_url="https://gw.example.com/v1?access_token=s3cret"), "pass the key as api_key="),
     "key over plain http": (
         lambda: client(base_url="http://api.example.com/v1"), "allow_insecure_http=True"),
     "key over plain http to a LAN address": (
@@ -69,6 +73,7 @@ def test_mistake_is_a_usage_error_that_says_what_to_do(name: str) -> None:
     assert isinstance(info.value, RuntimeError)
     assert advice in str(info.value), str(info.value)
     assert KEY not in str(info.value) and KEY not in repr(info.value)
+    assert "s3cret" not in str(info.value)  # a credential in the base URL is not shown either
 
 
 @pytest.mark.parametrize("url", ["http://127.0.0.1:8000/v1", "http://localhost:8000/v1", "http://[::1]:8000/v1",
