@@ -19,6 +19,7 @@ import ipaddress
 import json
 import logging
 import socket
+import ssl
 from dataclasses import dataclass, field
 from typing import Any, Iterator, Mapping, Protocol
 from urllib.parse import urljoin, urlsplit
@@ -214,6 +215,8 @@ class RequestsTransport:
                 timeout=(timeout.connect, timeout.read),
                 allow_redirects=False,
                 proxies=proxies,
+                # requests lets $REQUESTS_CA_BUNDLE override a session's own verify; yours wins here
+                verify=None if self._owns_session else self._session.verify,
             )
         except requests.RequestException as exc:
             raise _translate_open_error(exc, request.url) from _scrubbed(exc)
@@ -287,6 +290,13 @@ def _translate_open_error(exc: requests.RequestException, url: str) -> exc_.Holy
     if isinstance(exc, requests.exceptions.ReadTimeout):
         return exc_.ReadTimeout(f"{url} accepted the request but sent no response headers in time ({reason}).")
     if isinstance(exc, requests.exceptions.SSLError):
+        if isinstance(_innermost(exc), ssl.SSLCertVerificationError):
+            return exc_.ConnectError(
+                f"The certificate of {url} is not trusted ({reason}). If a proxy on your network re-signs TLS, "
+                "set REQUESTS_CA_BUNDLE to its CA bundle, or pass Client(session=...) with session.verify set "
+                "to that bundle. A retry cannot cure this.",
+                retryable=False,
+            )
         return exc_.ConnectError(f"TLS handshake with {url} failed ({reason}); check certificates or proxy settings.")
     if isinstance(exc, requests.exceptions.ProxyError):
         return exc_.ConnectError(f"The proxy refused or failed the connection to {url} ({reason}).")

@@ -4,12 +4,15 @@ that cannot inject faults themselves (a real third-party server).
 Connection ``n`` follows ``plan[n]``: ``None`` relays everything, ``("fin",
 k)`` or ``("rst", k)`` relays the response head and ``k`` bytes of the body
 as they arrive (chunk framing included), then closes towards the client
-with a FIN or an RST, and closes the upstream connection too.
+with a FIN or an RST, and closes the upstream connection too. With ``tls``
+the proxy terminates TLS (its URL is ``https://``): a FIN is then a TCP FIN
+with no TLS close_notify, as when a network cuts an HTTPS stream.
 """
 
 from __future__ import annotations
 
 import socket
+import ssl
 import struct
 import threading
 from typing import Sequence
@@ -29,15 +32,32 @@ class CuttingProxy(LoopbackListener):
         past its end are relayed whole.
     """
 
-    def __init__(self, upstream: tuple[str, int], plan: Sequence[Cut | None] = ()) -> None:
+    def __init__(
+        self, upstream: tuple[str, int], plan: Sequence[Cut | None] = (), *, tls: ssl.SSLContext | None = None
+    ) -> None:
         super().__init__()
         self._upstream = upstream
         self._plan = list(plan)
+        self._tls = tls
         self._plan_lock = threading.Lock()
         #: What happened to each connection: ``"whole"`` or ``"fin@k"`` / ``"rst@k"``.
         self.outcomes: list[str] = []
+        #: TLS handshakes the client broke off (it did not trust the certificate).
+        self.refused_handshakes = 0
+
+    @property
+    def url(self) -> str:
+        return f"{'https' if self._tls else 'http'}://{self.host}:{self.port}/v1"
 
     def handle(self, client: socket.socket) -> None:
+        if self._tls is not None:
+            try:  # the client may refuse the certificate: that connection ends here
+                client = self.track(self._tls.wrap_socket(client, server_side=True))
+            except (ssl.SSLError, OSError):
+                client.close()
+                with self._plan_lock:
+                    self.refused_handshakes += 1
+                return
         with self._plan_lock:
             number = len(self.outcomes)
             cut = self._plan[number] if number < len(self._plan) else None
@@ -48,18 +68,14 @@ class CuttingProxy(LoopbackListener):
             client.close()
             return
         upstream.settimeout(None)
-        self.spawn(self._pump_requests, client, upstream)
+        try:
+            upstream.sendall(_read_request(client))
+        except OSError:
+            _close(client, upstream)
+            return
         outcome = self._pump_response(upstream, client, cut)
         with self._plan_lock:
             self.outcomes[number] = outcome
-
-    @staticmethod
-    def _pump_requests(client: socket.socket, upstream: socket.socket) -> None:
-        try:
-            while data := client.recv(65536):
-                upstream.sendall(data)
-        except OSError:
-            pass
 
     def _pump_response(self, upstream: socket.socket, client: socket.socket, cut: Cut | None) -> str:
         head = b""
@@ -94,6 +110,27 @@ class CuttingProxy(LoopbackListener):
             client.shutdown(socket.SHUT_WR)
         _close(client, upstream)
         return f"{kind}@{at}"
+
+
+def _read_request(client: socket.socket) -> bytes:
+    """One whole request (head, then ``Content-Length`` bytes of body): the
+    proxy forwards it, then only relays the response, so a TLS socket is
+    never read and written by two threads at once."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = client.recv(65536)
+        if not chunk:
+            raise ConnectionAbortedError("the client closed before sending a whole request")
+        data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    length = next((int(line.split(b":", 1)[1]) for line in head.split(b"\r\n")[1:]
+                   if line.lower().startswith(b"content-length:")), 0)
+    while len(body) < length:
+        chunk = client.recv(65536)
+        if not chunk:
+            raise ConnectionAbortedError("the client closed in the middle of its request body")
+        body += chunk
+    return head + b"\r\n\r\n" + body
 
 
 def _close(*sockets: socket.socket) -> None:
