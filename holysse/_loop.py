@@ -28,7 +28,9 @@ from .exceptions import (
 )
 from .limits import AnswerBudget, ConnectionWatch
 from .metrics import StreamMetrics
-from .resume import PrefillGuard, STRATEGIES, EventIds, Expectation, ResendFilter, ResumeMismatch
+from .resume import (
+    STRATEGIES, EventIds, Expectation, Mark, PrefillGuard, ResendFilter, ResendTally, ResumeMismatch, expected_again,
+)
 from ._http import body_error, check_response
 from .transport import HTTPRequest, Response, Timeout, Transport
 from .wire import SSEDecoder
@@ -48,17 +50,6 @@ _REFUSED = frozenset({400, 404, 410, 422})
 
 class _ResumeRefused(ResumeMismatch):
     """The server refused a cursor or prefill resume request."""
-
-
-class _Mark:
-    """Lengths of what was delivered when the cursor last moved."""
-
-    __slots__ = ("text", "thinking", "tools")
-
-    def __init__(self, text: int = 0, thinking: int = 0, tools: dict[int, int] | None = None) -> None:
-        self.text = text
-        self.thinking = thinking
-        self.tools = dict(tools or {})
 
 
 class StreamLoop:
@@ -96,11 +87,10 @@ class StreamLoop:
         self._tool_names: dict[int, str | None] = {}
         self._content_events = 0
         self._cursor: Any = None
-        self._mark = _Mark()
+        self._mark = Mark()
         self._server_retry_ms: int | None = None
         self._strategy = "first"
-        self._filter: ResendFilter | None = None
-        self._waste_base = (0, 0)
+        self._resent = ResendTally()
         self._parser: Parser | None = None
         self._refused: set[str] = set()
         self._budget = AnswerBudget(client.max_answer_chars)
@@ -209,14 +199,12 @@ class StreamLoop:
         return self._policy.delay_or_give_up(failures, elapsed, exc, hint, history)
 
     def _without_refused_field(self, request: HTTPRequest, exc: HTTPStatusError) -> HTTPRequest | None:
-        """``request`` again without a field holysse added and the server
-        refused (see :meth:`Dialect.without_refused_field`); later
-        connections leave it out too."""
-        relaxed = self._dialect.without_refused_field(request, exc)
+        """The original request without a field holysse added and the server
+        refused (:meth:`Dialect.without_refused_field`), for every later connection."""
+        relaxed = self._dialect.without_refused_field(request, exc) if request is self._original else None
         if relaxed is not None:
-            logger.warning("%s refused a field holysse adds on its own; asking again without it: %s",
-                           self._original.url, exc)
-            self._original = self._dialect.without_refused_field(self._original, exc) or self._original
+            logger.warning("%s refused a field holysse adds on its own; asking again without it: %s", request.url, exc)
+            self._original = relaxed
         return relaxed
 
     def _wait(self, delay: float) -> None:
@@ -258,53 +246,33 @@ class StreamLoop:
     def _resume_with(self, strategy: str, acc: Accumulator) -> tuple[HTTPRequest, ResendFilter | None, str]:
         self.metrics.reconnects[strategy] = self.metrics.reconnects.get(strategy, 0) + 1
         self._strategy = strategy
-        self._fold_waste()
-        if strategy == "retry":
-            return self._original, None, strategy
-        state = self._state(acc)
-        request, held = self._dialect.resume_request(self._original, strategy, state, self._provider)
-        expected = self._expectation(strategy, acc, held)
-        flt = ResendFilter(expected, strategy, self._on_divergence, state.text) if expected else None
-        self._filter = flt
+        request, flt = self._original, None
+        if strategy != "retry":
+            state = self._state(acc)
+            request, held = self._dialect.resume_request(self._original, strategy, state, self._provider)
+            expected = self._expectation(strategy, acc, held)
+            flt = ResendFilter(expected, strategy, self._on_divergence, state.text) if expected else None
+        self._resent.follow(flt)
+        self._count_waste()
         return request, flt, strategy
 
-    def _fold_waste(self) -> None:
-        """Add what the previous filtered connection re-sent to the totals."""
-        flt, self._filter = self._filter, None
-        if flt is not None:
-            chars, events = self._waste_base
-            self._waste_base = (chars + flt.resent_chars, events + flt.resent_events)
-        self.metrics.resent_chars, self.metrics.wasted_output_tokens = self._waste_base
-
-    def _count_waste(self, flt: ResendFilter) -> None:
-        chars, events = self._waste_base
-        self.metrics.resent_chars = chars + flt.resent_chars
-        self.metrics.wasted_output_tokens = events + flt.resent_events
+    def _count_waste(self) -> None:
+        self.metrics.resent_chars, self.metrics.wasted_output_tokens = self._resent.totals
 
     def _restarted(self, acc: Accumulator) -> ResendFilter:
         """The server ignored the cursor and started the answer over: check
         and drop all of it, as for a replay."""
         logger.info("The server ignored the %s resume and started over; treating it as a replay", self._strategy)
         self.metrics.leg_restarted()
-        self._fold_waste()
-        state = self._state(acc)
-        flt = ResendFilter(self._expectation("replay", acc, ""), "replay", self._on_divergence, state.text)
-        self._filter = flt
+        flt = ResendFilter(self._expectation("replay", acc, ""), "replay", self._on_divergence, acc.text)
+        self._resent.follow(flt)
+        self._count_waste()
         return flt
 
     def _expectation(self, strategy: str, acc: Accumulator, held: str) -> Expectation:
         tool_args = {call.index: call.arguments for call in acc.tool_calls}
-        if strategy == "replay":
-            return Expectation(acc.text, acc.thinking, tool_args, dict(self._tool_names))
-        if strategy == "prefill":
-            return Expectation(text=held)
-        mark = self._mark
-        return Expectation(
-            acc.text[mark.text:],
-            acc.thinking[mark.thinking:],
-            {i: args[mark.tools.get(i, 0):] for i, args in tool_args.items()},
-            {i: n for i, n in self._tool_names.items() if i in mark.tools},
-        )
+        return expected_again(strategy, held, self._mark, text=acc.text, thinking=acc.thinking,
+                              tool_args=tool_args, tool_names=self._tool_names)
 
     # -- one connection -----------------------------------------------------
 
@@ -386,7 +354,7 @@ class StreamLoop:
                     for event in events:
                         for out in flt.feed(event):
                             yield self._deliver(acc, out)
-                    self._count_waste(flt)
+                    self._count_waste()
                 else:
                     for event in events:
                         yield self._deliver(acc, event)
@@ -429,7 +397,7 @@ class StreamLoop:
                 flt = self._restarted(acc)
         if flt is not None:
             events = [out for event in events for out in flt.feed(event)] + flt.end()
-            self._count_waste(flt)
+            self._count_waste()
         for event in events:
             yield self._deliver(acc, event)
 
@@ -443,7 +411,7 @@ class StreamLoop:
 
     def _move_cursor(self, acc: Accumulator, cursor: Any) -> None:
         self._cursor = cursor
-        self._mark = _Mark(len(acc), self._thinking_len, self._tool_lens)
+        self._mark = Mark(len(acc), self._thinking_len, dict(self._tool_lens))
 
     def _deliver(self, acc: Accumulator, event: Event) -> Event:
         if type(event) is TextDelta:
@@ -478,5 +446,5 @@ class StreamLoop:
         self._thinking_len = 0
         self._tool_lens = {}
         self._tool_names = {}
-        self._mark = _Mark()
+        self._mark = Mark()
 

@@ -20,11 +20,15 @@ what the model would have written without the cut.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Mapping
 
 from .events import Event, Finished, Reset, TextDelta, ThinkingDelta, ToolCallDelta
 from .exceptions import StreamDiverged, UsageError
 
-__all__ = ["STRATEGIES", "EventIds", "Expectation", "PrefillGuard", "ResendFilter", "ResumeMismatch", "check_strategy"]
+__all__ = [
+    "STRATEGIES", "EventIds", "Expectation", "Mark", "PrefillGuard", "ResendFilter", "ResendTally", "ResumeMismatch",
+    "check_strategy", "expected_again",
+]
 
 #: Strategies in the order ``auto`` prefers them.
 STRATEGIES = ("cursor", "prefill", "replay")
@@ -158,6 +162,35 @@ class Expectation:
 
     def __bool__(self) -> bool:
         return bool(self.text or self.thinking or any(self.tool_arguments.values()) or self.known_tools)
+
+
+@dataclass(frozen=True)
+class Mark:
+    """Lengths of what was delivered when the cursor last moved: a cursor
+    resume sends again only what came after."""
+
+    text: int = 0
+    thinking: int = 0
+    tools: Mapping[int, int] = field(default_factory=dict)
+
+
+def expected_again(
+    strategy: str, held: str, mark: Mark, *, text: str, thinking: str,
+    tool_args: dict[int, str], tool_names: Mapping[int, str | None],
+) -> Expectation:
+    """What a connection resumed by ``strategy`` sends again before anything
+    new: all that was delivered (``replay``), the text held back from the
+    prefilled message (``prefill``), or what came after ``mark`` (``cursor``)."""
+    if strategy == "replay":
+        return Expectation(text, thinking, tool_args, dict(tool_names))
+    if strategy == "prefill":
+        return Expectation(text=held)
+    return Expectation(
+        text[mark.text:],
+        thinking[mark.thinking:],
+        {i: args[mark.tools.get(i, 0):] for i, args in tool_args.items()},
+        {i: n for i, n in tool_names.items() if i in mark.tools},
+    )
 
 
 class ResendFilter:
@@ -317,3 +350,30 @@ class _Diverged(Exception):
     def __init__(self, reason: str) -> None:
         super().__init__(reason)
         self.reason = reason
+
+
+class ResendTally:
+    """What resumed connections sent again (and holysse dropped) over a
+    whole stream: finished connections' filters are folded into the totals,
+    the current one counts as it goes."""
+
+    __slots__ = ("_chars", "_events", "_current")
+
+    def __init__(self) -> None:
+        self._chars = self._events = 0
+        self._current: ResendFilter | None = None
+
+    def follow(self, flt: ResendFilter | None) -> None:
+        """Fold the current connection's filter in; count ``flt`` from now on."""
+        if self._current is not None:
+            self._chars += self._current.resent_chars
+            self._events += self._current.resent_events
+        self._current = flt
+
+    @property
+    def totals(self) -> tuple[int, int]:
+        """Characters and content events sent again so far."""
+        flt = self._current
+        if flt is None:
+            return self._chars, self._events
+        return self._chars + flt.resent_chars, self._events + flt.resent_events
