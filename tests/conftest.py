@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import threading
 from typing import Any, Iterator
 
 import pytest
@@ -55,3 +56,28 @@ def make_client(server: FakeServer, sleeps: Sleeps | None = None, **kwargs: Any)
 
 
 CHAT = {"model": "fake-1", "messages": [{"role": "user", "content": "Tell me about streams."}], "seed": 3}
+
+
+def close_while_blocked(stream: holysse.Stream) -> BaseException:
+    """Read ``stream`` in a thread until text arrived and the read blocks,
+    close it from this thread, and return what the reader raised. The reader
+    must end within 1 s of ``close()``."""
+    got_text = threading.Event()
+    raised: list[BaseException] = []
+
+    def consume() -> None:
+        try:
+            for event in stream:
+                if event.text:
+                    got_text.set()
+        except BaseException as exc:  # noqa: BLE001 - handed to the caller
+            raised.append(exc)
+
+    thread = threading.Thread(target=consume)
+    thread.start()
+    assert got_text.wait(5)
+    stream.close()
+    thread.join(1.0)
+    assert not thread.is_alive(), "close() did not end the blocked read within 1 s"
+    assert len(raised) == 1, raised
+    return raised[0]

@@ -20,7 +20,7 @@ from holysse import (
 )
 from holysse.testing import FakeServer, Fault
 
-from .conftest import CHAT, Sleeps, make_client
+from .conftest import CHAT, Sleeps, close_while_blocked, make_client
 
 
 def collect(stream: holysse.Stream) -> tuple[str, list[Any]]:
@@ -293,25 +293,8 @@ def test_tool_calls_survive_a_cut(sleeps: Sleeps) -> None:
 def test_close_from_another_thread_ends_a_blocked_read(server: FakeServer) -> None:
     server.set_faults([Fault.stall(server.event_offsets(CHAT)[5])])
     stream = make_client(server, timeout=(2, 30)).stream(**CHAT)
-    got_text = threading.Event()
-    outcome: list[BaseException] = []
-
-    def consume() -> None:
-        try:
-            for event in stream:
-                if event.text:
-                    got_text.set()
-        except BaseException as exc:  # noqa: BLE001 - recorded for the assertion
-            outcome.append(exc)
-
-    thread = threading.Thread(target=consume)
-    thread.start()
-    assert got_text.wait(5)
-    stream.close()
-    thread.join(1.0)
-    assert not thread.is_alive()
-    assert len(outcome) == 1 and isinstance(outcome[0], holysse.StreamClosed)
-    assert outcome[0].partial == stream.text != ""
+    raised = close_while_blocked(stream)
+    assert isinstance(raised, holysse.StreamClosed) and raised.partial == stream.text != ""
 
 
 def test_delivery_is_immediate_on_every_body_shape() -> None:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import pathlib
 import ssl
-import threading
 from typing import Iterator
 
 import pytest
@@ -20,7 +19,7 @@ import requests
 import holysse
 from holysse.testing import FakeServer, Fault
 
-from .conftest import CHAT, Sleeps
+from .conftest import CHAT, Sleeps, close_while_blocked
 from .proxy import CuttingProxy
 
 DATA = pathlib.Path(__file__).resolve().parent / "data"
@@ -82,23 +81,5 @@ def test_close_from_another_thread_ends_a_blocked_tls_read(
     with CuttingProxy(("127.0.0.1", server.port), tls=tls_context) as proxy:
         client = holysse.Client(api_key="hs_" + "t" * 32, base_url=proxy.url, session=trusting_session,
                                 timeout=holysse.Timeout(connect=2, read=30))
-        stream = client.stream(**CHAT)
-        got_text = threading.Event()
-        outcome: list[BaseException] = []
-
-        def consume() -> None:
-            try:
-                for event in stream:
-                    if event.text:
-                        got_text.set()
-            except BaseException as exc:  # noqa: BLE001 - recorded for the assertion
-                outcome.append(exc)
-
-        thread = threading.Thread(target=consume)
-        thread.start()
-        assert got_text.wait(5)
-        stream.close()
-        thread.join(1.0)
-        assert not thread.is_alive()
-    assert len(outcome) == 1 and isinstance(outcome[0], holysse.StreamClosed)
-    assert outcome[0].partial == stream.text != ""
+        raised = close_while_blocked(client.stream(**CHAT))
+    assert isinstance(raised, holysse.StreamClosed) and raised.partial != ""
