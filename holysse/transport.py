@@ -67,7 +67,9 @@ class Timeout:
     :param read: the longest silence allowed between two reads, including the
         wait for the response headers. A longer silence is a *stall*: the
         stream is cut and resumed. It limits gaps, not the whole stream; for
-        that see :attr:`RetryPolicy.deadline`.
+        that see :attr:`RetryPolicy.deadline`. Models that think in silence
+        before their first token need more (``read=600``): a stall before
+        anything arrived sends the request again.
     :param idle: the longest time a connection may go without an answer event
         (text, reasoning, a tool call, usage, the finish), however many bytes
         arrive meanwhile: keep-alive comments, pings and an event that never
