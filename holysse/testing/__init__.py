@@ -16,15 +16,18 @@ resume, fault application), ``connection`` (HTTP/1.1 on a raw socket),
 ``framing`` (SSE bytes, chunked/gzip framing, cut offsets), ``dialects``
 (the three wire shapes), ``generation`` (reading request bodies),
 ``model`` (the deterministic fake model), ``faults`` (the fault plan),
-``chaos`` (:class:`RandomFaults`, a reproducible random fault plan).
+``chaos`` (:class:`RandomFaults`, a reproducible random fault plan),
+``memory`` (:class:`MemoryTransport`: scripted connections without sockets,
+plugged into ``Client(transport=...)``).
 """
 
 from __future__ import annotations
 
 from .chaos import RandomFaults
 from .faults import Fault
+from .memory import MemoryTransport, Reply
 from .model import FakeModel
 from .server import FakeServer
 from .state import RecordedRequest
 
-__all__ = ["FakeServer", "Fault", "FakeModel", "RandomFaults", "RecordedRequest"]
+__all__ = ["FakeServer", "Fault", "FakeModel", "MemoryTransport", "RandomFaults", "RecordedRequest", "Reply"]
