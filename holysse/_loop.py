@@ -263,7 +263,7 @@ class StreamLoop:
         """The server ignored the cursor and started the answer over: check
         and drop all of it, as for a replay."""
         logger.info("The server ignored the %s resume and started over; treating it as a replay", self._strategy)
-        self.metrics.leg_restarted()
+        self.metrics._leg_restarted()
         flt = ResendFilter(self._expectation("replay", acc, ""), "replay", self._on_divergence, acc.text)
         self._resent.follow(flt)
         self._count_waste()
@@ -281,7 +281,7 @@ class StreamLoop:
         complete = False
         try:
             whole = self._check(response)
-            self.metrics.begin_leg(self._strategy, self._content_events)
+            self.metrics._begin_leg(self._strategy, self._content_events)
             if self.metrics.total_reconnects:
                 yield self._resumed(flt)
             if whole is None:
@@ -417,7 +417,7 @@ class StreamLoop:
         if type(event) is TextDelta:
             self._budget.spend(len(event.text))
             self._content_events += 1
-            self.metrics.record_text(self._now, len(event.text))  # when its bytes arrived
+            self.metrics._record_text(self._now, len(event.text))  # when its bytes arrived
         elif isinstance(event, ThinkingDelta):
             self._budget.spend(len(event.thinking))
             self._content_events += 1
@@ -429,7 +429,7 @@ class StreamLoop:
             if event.index not in self._tool_names or event.name:
                 self._tool_names[event.index] = event.name or self._tool_names.get(event.index)
         elif isinstance(event, Usage):
-            self.metrics.record_usage(event)
+            self.metrics._record_usage(event)
         elif isinstance(event, Reset):
             self._reset()
         acc.add(event)
@@ -438,7 +438,7 @@ class StreamLoop:
     def _settle_cost(self) -> None:
         body = self._original.json
         model = body.get("model") if isinstance(body, dict) else None
-        self.metrics.settle_cost(self._client.prices, model if isinstance(model, str) else None, self._content_events)
+        self.metrics._settle_cost(self._client.prices, model if isinstance(model, str) else None, self._content_events)
 
     def _reset(self) -> None:
         self.metrics.resets += 1

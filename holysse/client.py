@@ -20,7 +20,7 @@ from urllib.parse import parse_qsl, urlsplit
 from ._loop import StreamLoop
 from .accumulator import Accumulator
 from .dialects import get_dialect
-from .dialects.base import Dialect, Endpoint, join_url
+from .dialects.base import Dialect, Endpoint, join_url, with_query
 from .dialects.profiles import PROFILES, ProfileRule, ProviderProfile, guess_profile
 from .events import Event
 from .exceptions import ProtocolError, UsageError
@@ -62,6 +62,11 @@ class Client:
         over) or ``"raise"`` (:class:`StreamDiverged`) when a replay differs.
     :param headers: extra headers for every request.
     :param session: a :class:`requests.Session` to use (proxies, certificates).
+    :param max_connections: connections kept open per host for reuse (100):
+        at least the number of threads that stream through this client at
+        once, or urllib3 discards connections with a "Connection pool is
+        full" warning. Ignored with ``session=`` or ``transport=`` (size your
+        own adapter).
     :param sleep: called with the delay before a reconnect; by default a wait
         that :meth:`Stream.close` interrupts.
     :param dialect: ``"openai-chat"`` (default), ``"anthropic"`` or
@@ -108,6 +113,7 @@ class Client:
         max_answer_chars: int | None = 4 << 20,
         on_metrics: Callable[[StreamMetrics], None] | None = None,
         allow_insecure_http: bool = False,
+        max_connections: int = 100,
     ) -> None:
         check_strategy(resume, on_divergence)
         self._key_source = "api_key argument" if api_key else (API_KEY_ENV if os.environ.get(API_KEY_ENV) else None)
@@ -128,7 +134,8 @@ class Client:
         self.max_answer_chars = None if max_answer_chars is None else _limit("max_answer_chars", max_answer_chars)
         self.on_metrics = on_metrics
         self._check_config(allow_insecure_http)
-        self._transport: Transport = transport or RequestsTransport(session)
+        self._transport: Transport = transport or RequestsTransport(
+            session, pool_maxsize=_limit("max_connections", max_connections))
         self._closed = False
         self._lock = threading.Lock()
 
@@ -184,15 +191,28 @@ class Client:
         on_event: Callable[[Event], None] | None = None,
         timeout: Timeout | float | tuple[float | None, ...] | None = None,
         extra_headers: Mapping[str, str] | None = None,
+        extra_query: Mapping[str, str | int | float] | None = None,
+        extra_body: Mapping[str, Any] | None = None,
         **body: Any,
     ) -> Stream:
         """Start streaming one answer. Every keyword not listed here goes into
         the request body (``model``, ``messages``, ``temperature``, ``seed``,
-        ``tools``, ...). Nothing is sent until the stream is iterated.
+        ``tools``, ...), after the dialect maps it (``max_tokens`` for
+        Anthropic, ``input`` for Responses). Nothing is sent until the stream
+        is iterated. The ``extra_*`` options and ``timeout`` work as in the
+        openai SDK.
 
         :param dialect: this stream's dialect (``"openai-chat"``,
             ``"anthropic"``, ``"openai-responses"``), instead of the client's.
         :param resume: this stream's resume strategy, instead of the client's.
+        :param timeout: this stream's :class:`Timeout` (or one number, or a
+            tuple), instead of the client's.
+        :param extra_headers: headers added to (and overriding) the client's.
+        :param extra_query: query parameters added to the URL of every
+            request of this stream.
+        :param extra_body: fields merged into the top level of the JSON body
+            as sent (after the dialect's mapping; they win over it), and kept
+            in every resume request.
         :raises UsageError: for a closed client or bad arguments.
         """
         if self._closed:
@@ -206,6 +226,10 @@ class Client:
         _check_headers(headers)
         endpoint = Endpoint(self.base_url, self._api_key, {**self.headers, **headers})
         request = the_dialect.build_request(endpoint, body)
+        if extra_body:
+            request = request.replace(json={**request.json, **_checked_extra_body(extra_body)})
+        if extra_query:
+            request = request.replace(url=with_query(request.url, **_checked_query(extra_query)))
         provider = _profile(self._provider, self.base_url, the_dialect.name, body.get("model"))
         loop = StreamLoop(
             client=self,
@@ -353,3 +377,27 @@ def _check_body(body: Mapping[str, Any]) -> None:
             "float, bool, None, list and dict values (a date as date.isoformat(), a set as a list), and text "
             "without lone surrogates."
         ) from None
+
+
+def _checked_extra_body(extra: Mapping[str, Any]) -> dict[str, Any]:
+    if not isinstance(extra, Mapping) or not all(isinstance(key, str) for key in extra):
+        raise UsageError(f"extra_body must be a dict with str keys, such as {{'top_k': 5}}, not {extra!r}.")
+    extra = dict(extra)
+    _check_body(extra)
+    return extra
+
+
+def _checked_query(query: Mapping[str, Any]) -> dict[str, str | int | float]:
+    if not isinstance(query, Mapping):
+        raise UsageError(f"extra_query must be a dict such as {{'api-version': '2024-10-21'}}, not {query!r}.")
+    checked: dict[str, str | int | float] = {}
+    for name, value in query.items():
+        if not isinstance(name, str) or isinstance(value, bool) or not isinstance(value, (str, int, float)):
+            raise UsageError(f"extra_query takes str names and str or number values, not {name!r}: {value!r}.")
+        if _SECRET_PARAM.search(name):
+            raise UsageError(
+                f"extra_query carries a credential ({name!r}=...), where logs and error messages would show it; "
+                "pass it as a header with extra_headers={...}."
+            )
+        checked[name] = value
+    return checked

@@ -66,7 +66,7 @@ class Leg:
     cached_input_tokens: int | None = None
 
 
-@dataclass
+@dataclass(repr=False)
 class StreamMetrics:
     """What happened to one stream.
 
@@ -129,7 +129,7 @@ class StreamMetrics:
         """Longest inter-token gap."""
         return max(self.gaps) if self.gaps else None
 
-    def record_text(self, now: float, chars: int) -> None:
+    def _record_text(self, now: float, chars: int) -> None:
         """Count one text event of ``chars`` characters received at ``now``."""
         if self.ttft is None:
             self.ttft = now - self.started
@@ -141,21 +141,21 @@ class StreamMetrics:
 
     # -- token accounting -----------------------------------------------------
 
-    def begin_leg(self, strategy: str, delivered_before: int) -> None:
+    def _begin_leg(self, strategy: str, delivered_before: int) -> None:
         """A connection opened with ``strategy`` got a stream from the server."""
         self.legs.append(Leg(strategy, delivered_before, generation=strategy != "cursor"))
 
-    def leg_restarted(self) -> None:
+    def _leg_restarted(self) -> None:
         """The current cursor connection started the answer over: it is a new
         generation after all (the prompt was read again)."""
         if self.legs:
             self.legs[-1].generation = True
 
-    def record_usage(self, usage: Usage) -> None:
+    def _record_usage(self, usage: Usage) -> None:
         """A usage report for the current connection (a later report of the
         same connection replaces the figures it gives)."""
         if not self.legs:
-            self.begin_leg("first", 0)
+            self._begin_leg("first", 0)
         leg = self.legs[-1]
         if usage.input_tokens is not None:
             leg.input_tokens = usage.input_tokens
@@ -166,7 +166,7 @@ class StreamMetrics:
         self.billed_input_tokens = sum(leg.input_tokens or 0 for leg in self.legs)
         self.billed_output_tokens = sum(leg.output_tokens or 0 for leg in self.legs)
 
-    def settle_cost(self, prices: PriceTable, model: str | None, delivered: int) -> None:
+    def _settle_cost(self, prices: PriceTable, model: str | None, delivered: int) -> None:
         """Count the answer's tokens and waste (see :meth:`tokens`) and price
         them into :attr:`cost` with ``prices``."""
         tokens = self.tokens(delivered)
@@ -198,6 +198,18 @@ class StreamMetrics:
         else:
             output = final.output_tokens + (final.delivered_before if final.strategy == "prefill" else 0)
         return TokenCount(prompt, output, cached, reread, self.wasted_output_tokens, estimated)
+
+    def __repr__(self) -> str:
+        def sec(value: float | None) -> str:
+            return "None" if value is None else f"{value:.3f}"
+
+        return (
+            f"StreamMetrics(ttfb={sec(self.ttfb)}, ttft={sec(self.ttft)}, duration={sec(self.duration)}, "
+            f"text_events={self.text_events}, chars={self.chars}, gaps={len(self.gaps)}, "
+            f"reconnects={self.reconnects!r}, resets={self.resets}, resent_chars={self.resent_chars}, "
+            f"wasted_output_tokens={self.wasted_output_tokens}, reread_input_tokens={self.reread_input_tokens}, "
+            f"cost={str(self.cost) if self.cost is not None else None!r}, error={self.error!r})"
+        )
 
     def copy(self) -> StreamMetrics:
         """A snapshot that will not change."""

@@ -83,18 +83,18 @@ def test_cost_by_hand() -> None:
 
 def test_tokens_follow_generations_across_connections() -> None:
     metrics = StreamMetrics()
-    metrics.begin_leg("first", 0)          # cut before its usage
-    metrics.begin_leg("cursor", 10)        # continues the first generation, reports it
-    metrics.record_usage(Usage(50, 40))
-    metrics.begin_leg("replay", 40)        # started over: read the prompt again
-    metrics.record_usage(Usage(50, None))  # cut after its input was reported
-    metrics.begin_leg("prefill", 60)       # the prompt plus 60 delivered tokens
-    metrics.record_usage(Usage(110, 30))
+    metrics._begin_leg("first", 0)          # cut before its usage
+    metrics._begin_leg("cursor", 10)        # continues the first generation, reports it
+    metrics._record_usage(Usage(50, 40))
+    metrics._begin_leg("replay", 40)        # started over: read the prompt again
+    metrics._record_usage(Usage(50, None))  # cut after its input was reported
+    metrics._begin_leg("prefill", 60)       # the prompt plus 60 delivered tokens
+    metrics._record_usage(Usage(110, 30))
     metrics.wasted_output_tokens = 40
     assert metrics.tokens(delivered=90) == TokenCount(50, 30 + 60, 0, 50 + 110, 40, False)
     assert metrics.billed_input_tokens == 210 and metrics.billed_output_tokens == 70
     bare = StreamMetrics()
-    bare.begin_leg("first", 0)
+    bare._begin_leg("first", 0)
     assert bare.tokens(delivered=12) == TokenCount(0, 12, 0, 0, 0, True)
 
 

@@ -149,7 +149,7 @@ def join_url(base_url: str, path: str) -> str:
     return base.rstrip("/") + "/" + path.lstrip("/") + mark + query
 
 
-def with_query(url: str, **params: str | int) -> str:
+def with_query(url: str, **params: str | int | float) -> str:
     """``url`` with ``params`` added to its query."""
     return url + ("&" if "?" in url else "?") + urlencode(params)
 
