@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, Mapping
 from urllib.parse import urlsplit
 
 from .exceptions import AuthenticationError, HolySSEError, HTTPStatusError, ProtocolError, RateLimitError
+from .metadata import request_id as find_request_id
 from .retry import parse_retry_after
 from .transport import Response
 
@@ -29,7 +30,6 @@ __all__ = ["check_response", "read_json", "body_error"]
 
 logger = logging.getLogger(__name__)
 
-_REQUEST_ID_HEADERS = ("x-request-id", "request-id", "openai-request-id", "anthropic-request-id", "cf-ray")
 _EXCERPT = 500
 
 
@@ -135,7 +135,7 @@ def _status_error(response: Response, client: Client, dialect: Dialect) -> HolyS
     body = response.read_text(_EXCERPT * 8)
     detail = _error_message(body) or body[:200].strip() or "no details"
     host = urlsplit(client.base_url).hostname
-    request_id = next((headers[h] for h in headers if h.lower() in _REQUEST_ID_HEADERS), None)
+    request_id = find_request_id(headers)
     cls: type[HTTPStatusError] = HTTPStatusError
     if status == 429:
         cls = RateLimitError

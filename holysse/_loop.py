@@ -27,6 +27,7 @@ from .exceptions import (
     UsageError,
 )
 from .limits import AnswerBudget, ConnectionWatch
+from .metadata import ResponseInfo
 from .metrics import StreamMetrics
 from .resume import (
     STRATEGIES, EventIds, Expectation, Mark, PrefillGuard, ResendFilter, ResendTally, ResumeMismatch, expected_again,
@@ -96,8 +97,15 @@ class StreamLoop:
         self._budget = AnswerBudget(client.max_answer_chars)
         self._ids = EventIds()  # SSE ids already delivered
         self._now = 0.0  # when the bytes being decoded arrived (time.monotonic)
+        #: The last connection that answered with a stream (Stream.response).
+        self.response: ResponseInfo | None = None
 
     # -- public -------------------------------------------------------------
+
+    @property
+    def parser(self) -> Parser | None:
+        """The parser of the last connection (``response_id``, ``model``)."""
+        return self._parser
 
     def close(self) -> None:
         """Stop: abort the connection in use (from any thread)."""
@@ -281,6 +289,7 @@ class StreamLoop:
         complete = False
         try:
             whole = self._check(response)
+            self.response = ResponseInfo.of(response.status_code, response.headers, request.url)
             self.metrics._begin_leg(self._strategy, self._content_events)
             if self.metrics.total_reconnects:
                 yield self._resumed(flt)

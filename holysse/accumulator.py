@@ -31,10 +31,12 @@ class Snapshot:
     :param thinking: the reasoning text, kept apart from the answer.
     :param tool_calls: tool calls assembled so far, by index.
     :param usage: the last usage report, or ``None``.
-    :param finish_reason: why the model stopped, once it did.
+    :param finish_reason: why the model stopped, once it did (a portable
+        reason, :attr:`Finished.reason`).
     :param done: whether the stream ended (completely or with an error).
     :param error: the error that ended the stream, or ``None``.
     :param resets: how many times the text was taken back (:class:`Reset`).
+    :param raw_finish_reason: the provider's own word for it.
     """
 
     text: str = ""
@@ -45,6 +47,7 @@ class Snapshot:
     done: bool = False
     error: BaseException | None = None
     resets: int = 0
+    raw_finish_reason: str | None = None
 
     @property
     def complete(self) -> bool:
@@ -114,7 +117,7 @@ class Accumulator:
         self._thinking = _Text()
         self._tools: dict[int, _ToolCallParts] = {}
         self._usage: Usage | None = None
-        self._finish_reason: str | None = None
+        self._finished: Finished | None = None
         self._done = False
         self._error: BaseException | None = None
         self._resets = 0
@@ -143,7 +146,7 @@ class Accumulator:
             elif kind is Usage:
                 self._usage = event  # type: ignore[assignment]
             elif kind is Finished:
-                self._finish_reason = event.reason  # type: ignore[union-attr]
+                self._finished = event  # type: ignore[assignment]
             elif kind is Reset:
                 self._reset_locked()
             if self._waiters:
@@ -168,7 +171,7 @@ class Accumulator:
         self._text = _Text()
         self._thinking = _Text()
         self._tools = {}
-        self._finish_reason = None
+        self._finished = None
         self._resets += 1
 
     def finish(self, error: BaseException | None = None) -> None:
@@ -211,8 +214,15 @@ class Accumulator:
 
     @property
     def finish_reason(self) -> str | None:
-        """Why the model stopped, once it did."""
-        return self._finish_reason
+        """Why the model stopped, once it did: a portable reason
+        (:attr:`Finished.reason`)."""
+        finished = self._finished
+        return None if finished is None else finished.reason
+
+    @property
+    def finished(self) -> Finished | None:
+        """The :class:`Finished` event (portable and raw reason), once it came."""
+        return self._finished
 
     @property
     def done(self) -> bool:
@@ -237,10 +247,11 @@ class Accumulator:
                 thinking=self._thinking.value(),
                 tool_calls=tuple(self._tool_calls_locked()),
                 usage=self._usage,
-                finish_reason=self._finish_reason,
+                finish_reason=None if self._finished is None else self._finished.reason,
                 done=self._done,
                 error=self._error,
                 resets=self._resets,
+                raw_finish_reason=None if self._finished is None else self._finished.raw_reason,
             )
 
     def wait(self, timeout: float | None = None) -> bool:

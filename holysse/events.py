@@ -6,8 +6,8 @@ text), so ``print(event.text, end="")`` always works. Events are frozen.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any, ClassVar, Union
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Mapping, Union
 
 __all__ = [
     "TextDelta",
@@ -20,6 +20,8 @@ __all__ = [
     "Resumed",
     "Reset",
     "Event",
+    "PORTABLE_REASONS",
+    "portable_reason",
 ]
 
 
@@ -69,13 +71,25 @@ class ToolCall:
 
 @dataclass(frozen=True, slots=True)
 class Usage:
-    """Token counts reported by the server for one connection."""
+    """Token counts reported by the server for one connection, with the same
+    meaning in every dialect.
+
+    :param input_tokens: the whole prompt, cached part included (Anthropic
+        reports the cache reads and writes apart: they are added here).
+    :param output_tokens: the generated tokens, reasoning included.
+    :param total_tokens: input plus output.
+    :param cached_input_tokens: the part of ``input_tokens`` read from the
+        provider's prompt cache.
+    :param reasoning_tokens: the part of ``output_tokens`` spent reasoning.
+    :param raw: the usage object as the provider sent it (not compared).
+    """
 
     input_tokens: int | None = None
     output_tokens: int | None = None
     total_tokens: int | None = None
     cached_input_tokens: int | None = None
     reasoning_tokens: int | None = None
+    raw: Mapping[str, Any] | None = field(default=None, compare=False, repr=False)
     text: ClassVar[str] = ""
 
     @property
@@ -89,13 +103,49 @@ class Usage:
         return self.output_tokens
 
 
+#: The portable finish reasons (:attr:`Finished.reason`), the same in every dialect.
+PORTABLE_REASONS = ("stop", "length", "tool_calls", "content_filter", "refusal", "other")
+
+_PORTABLE = {
+    **dict.fromkeys(("stop", "end_turn", "stop_sequence", "eos", "end", "completed"), "stop"),
+    **dict.fromkeys(("length", "max_tokens", "max_output_tokens", "model_context_window_exceeded"), "length"),
+    **dict.fromkeys(("tool_calls", "tool_use", "function_call"), "tool_calls"),
+    **dict.fromkeys(("content_filter", "safety", "recitation", "blocklist", "prohibited_content", "spii"),
+                    "content_filter"),
+    "refusal": "refusal",
+}
+
+
+def portable_reason(raw: str | None) -> str | None:
+    """The portable name (one of :data:`PORTABLE_REASONS`) of a provider's
+    finish or stop reason: ``end_turn`` -> ``stop``, ``max_tokens`` ->
+    ``length``, ``tool_use`` -> ``tool_calls`` ...; ``other`` for a reason
+    with no portable meaning, ``None`` for none."""
+    if raw is None:
+        return None
+    return _PORTABLE.get(raw.lower(), "other")
+
+
 @dataclass(frozen=True, slots=True)
 class Finished:
-    """The model finished its answer. ``reason`` is the provider's finish or
-    stop reason (``"stop"``, ``"length"``, ``"tool_calls"``, ``"end_turn"``, ...)."""
+    """The model finished its answer.
+
+    :param reason: why, the same word in every dialect: ``"stop"`` (a
+        natural end or a stop sequence), ``"length"`` (cut by the token
+        limit), ``"tool_calls"`` (it wants tools run), ``"content_filter"``,
+        ``"refusal"`` or ``"other"`` (:data:`PORTABLE_REASONS`).
+    :param raw_reason: the provider's own word (``"end_turn"``,
+        ``"max_tokens"``, ``"tool_use"``, ``"stop_sequence"``, ...).
+    """
 
     reason: str | None
+    raw_reason: str | None = None
     text: ClassVar[str] = ""
+
+    @classmethod
+    def of(cls, raw: str | None) -> Finished:
+        """The event for a provider's ``raw`` reason."""
+        return cls(portable_reason(raw), raw)
 
 
 @dataclass(frozen=True, slots=True)

@@ -16,8 +16,9 @@ from typing import Callable, Generator, Iterator
 
 from ._loop import StreamLoop
 from .accumulator import Accumulator, Snapshot
-from .events import Event, Reset, ToolCall, Usage
+from .events import Event, Finished, Reset, ToolCall, Usage
 from .exceptions import StreamDiverged, UsageError
+from .metadata import ResponseInfo
 from .metrics import StreamMetrics
 
 __all__ = ["Stream"]
@@ -155,8 +156,38 @@ class Stream:
 
     @property
     def finish_reason(self) -> str | None:
-        """Why the model stopped, once it did."""
+        """Why the model stopped, once it did: ``"stop"``, ``"length"``,
+        ``"tool_calls"``, ``"content_filter"``, ``"refusal"`` or ``"other"``,
+        the same in every dialect (the provider's word is
+        :attr:`raw_finish_reason`)."""
         return self.accumulator.finish_reason
+
+    @property
+    def raw_finish_reason(self) -> str | None:
+        """The provider's own finish or stop reason (``"end_turn"``,
+        ``"max_tokens"``, ``"tool_use"``, ...)."""
+        finished: Finished | None = self.accumulator.finished
+        return None if finished is None else finished.raw_reason
+
+    @property
+    def response(self) -> ResponseInfo | None:
+        """Status, headers and request id of the connection that delivered
+        the end of the answer (while it runs: the current one); ``None``
+        before a connection answered."""
+        return self._loop.response
+
+    @property
+    def id(self) -> str | None:
+        """The answer's id as the server sent it: the chat completion id
+        (``chatcmpl-...``), the Anthropic message id (``msg_...``) or the
+        Responses response id (``resp_...``)."""
+        return getattr(self._loop.parser, "response_id", None)
+
+    @property
+    def model(self) -> str | None:
+        """The model that wrote the answer, as the server named it (often
+        more precise than the one requested)."""
+        return getattr(self._loop.parser, "model", None)
 
     @property
     def done(self) -> bool:

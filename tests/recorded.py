@@ -23,6 +23,7 @@ class Reply:
     body: bytes
     status: int = 200
     content_type: str = "text/event-stream"
+    headers: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -86,7 +87,8 @@ class RecordedServer:
                 index = len(self.requests)
                 self.requests.append(seen)
             reply = self._replies[index] if index < len(self._replies) else Reply(b"no more replies", 500, "text/plain")
-            head = (f"HTTP/1.1 {reply.status} X\r\nContent-Type: {reply.content_type}\r\n"
+            extra = "".join(f"{name}: {value}\r\n" for name, value in reply.headers)
+            head = (f"HTTP/1.1 {reply.status} X\r\nContent-Type: {reply.content_type}\r\n{extra}"
                     "Connection: close\r\n\r\n").encode("latin-1")
             sock.sendall(head + reply.body)
             sock.shutdown(socket.SHUT_WR)

@@ -59,7 +59,7 @@ def test_responses_request_accepts_chat_style_arguments(server: FakeServer) -> N
 def test_messages_entry_point_and_per_stream_dialect(server: FakeServer) -> None:
     client = make_client(server)
     assert client.messages.stream(**MESSAGES).final().text == server.expected_text(MESSAGES, dialect="anthropic")
-    assert client.stream(dialect="messages", **MESSAGES).final().finish_reason == "end_turn"
+    assert client.stream(dialect="messages", **MESSAGES).final().finish_reason == "stop"
     assert [r.path for r in server.requests] == ["/v1/messages", "/v1/messages"]
     with pytest.raises(holysse.UsageError, match="Unknown dialect"):
         client.stream(dialect="gemini", **MESSAGES)
@@ -173,7 +173,7 @@ def test_responses_parser_refusals_and_unknown_items() -> None:
         {"type": "response.function_call_arguments.delta", "sequence_number": 2, "item_id": "fc_x", "delta": "{"},
         {"type": "response.completed", "sequence_number": 3, "response": {"status": "completed"}},
     )
-    assert events == [TextDelta("I can't help with that."), Finished("stop")]
+    assert events == [TextDelta("I can't help with that."), Finished("stop", "completed")]
     assert parser.done and str(parser.cursor) == "resp_1@3"
 
 

@@ -37,7 +37,7 @@ def test_text_reasoning_finish_usage_and_done() -> None:
             "prompt_tokens_details": {"cached_tokens": 4}, "completion_tokens_details": {"reasoning_tokens": 1}}}),
         sse("[DONE]"),
     ])
-    assert events == [ThinkingDelta("think"), TextDelta("Hel"), TextDelta("lo"), Finished("stop"),
+    assert events == [ThinkingDelta("think"), TextDelta("Hel"), TextDelta("lo"), Finished("stop", "stop"),
                       Usage(9, 2, 11, 4, 1)]
     assert parser.done and parser.started and parser.cursor is None
 
@@ -48,14 +48,14 @@ def test_refusals_are_the_answer_and_legacy_function_calls_are_tool_call_zero() 
         sse(chunk({"content": None, "refusal": "I can't "})),
         sse(chunk({"refusal": "help with that."}, "stop")),
     ])
-    assert refused == [TextDelta("I can't "), TextDelta("help with that."), Finished("stop")]
+    assert refused == [TextDelta("I can't "), TextDelta("help with that."), Finished("stop", "stop")]
     legacy = feed_all(ChatParser(), [
         sse(chunk({"role": "assistant", "content": None, "function_call": {"name": "f", "arguments": ""}})),
         sse(chunk({"function_call": {"arguments": "{\"x\""}})),
         sse(chunk({"function_call": {"arguments": ":1}"}}, "function_call")),
     ])
     assert legacy == [ToolCallDelta(0, None, "f", ""), ToolCallDelta(0, None, None, '{"x"'),
-                      ToolCallDelta(0, None, None, ":1}"), Finished("function_call")]
+                      ToolCallDelta(0, None, None, ":1}"), Finished("tool_calls", "function_call")]
 
 
 def test_tool_call_arguments_sent_as_an_object_become_json_text() -> None:
@@ -75,7 +75,7 @@ def test_content_as_a_list_of_parts_mistral_reasoning_shape() -> None:
         sse(chunk({"content": " Done."}, "stop")),
     ])
     assert events == [ThinkingDelta("Let me "), ThinkingDelta("think."), TextDelta("The answer"),
-                      TextDelta(" is 4."), TextDelta(" Done."), Finished("stop")]
+                      TextDelta(" is 4."), TextDelta(" Done."), Finished("stop", "stop")]
 
 
 def test_tool_calls_by_index_and_without_index() -> None:
@@ -86,7 +86,7 @@ def test_tool_calls_by_index_and_without_index() -> None:
         sse(chunk({"tool_calls": [{"index": 0, "function": {"arguments": "{\"x\":1}"}}]}, "tool_calls")),
     ])
     assert indexed == [ToolCallDelta(0, "a", "f", ""), ToolCallDelta(1, "b", "g", "{}"),
-                       ToolCallDelta(0, None, None, '{"x":1}'), Finished("tool_calls")]
+                       ToolCallDelta(0, None, None, '{"x":1}'), Finished("tool_calls", "tool_calls")]
     # Some servers leave out "index": a new id opens the next call.
     unindexed = feed_all(ChatParser(), [
         sse(chunk({"tool_calls": [{"id": "a", "function": {"name": "f", "arguments": "{\"q\""}}]})),

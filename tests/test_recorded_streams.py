@@ -239,7 +239,7 @@ def test_anthropic_thinking_tool_use_and_ping() -> None:
         ToolCallDelta(0, None, None, ' "San Francisco, CA", "unit": "fahrenheit"}'),
         ToolCallDelta(1, "toolu_01JbNmAqTmqLswyqW1CZm6Ed", "get_time", ""),
         ToolCallDelta(1, None, None, '{"timezone": "America/Los_Angeles"}'),
-        Finished("tool_use"),
+        Finished("tool_calls", "tool_use"),
         Usage(472, 89, 561, 0),
     ]
     assert stream.text == "Okay, let's check the weather for San Francisco, CA:"
@@ -248,7 +248,7 @@ def test_anthropic_thinking_tool_use_and_ping() -> None:
     assert [(c.index, c.id, c.name) for c in calls] == [
         (0, "toolu_01T1x1fJ34qAmk2tNTrN7Up6", "get_weather"), (1, "toolu_01JbNmAqTmqLswyqW1CZm6Ed", "get_time")]
     assert calls[0].parsed_arguments() == {"location": "San Francisco, CA", "unit": "fahrenheit"}
-    assert stream.finish_reason == "tool_use" and stream.usage == Usage(472, 89, 561, 0)
+    assert stream.finish_reason == "tool_calls" and stream.raw_finish_reason == "tool_use" and stream.usage == Usage(472, 89, 561, 0)
 
 
 def test_anthropic_overloaded_error_resumes_by_prefill_holding_back_whitespace() -> None:
@@ -267,7 +267,7 @@ def test_anthropic_overloaded_error_resumes_by_prefill_holding_back_whitespace()
         Resumed("prefill", 1, 2),
         Usage(31, 1, 32, None),
         TextDelta("And the second."),
-        Finished("end_turn"),
+        Finished("stop", "end_turn"),
         Usage(31, 6, 37, None),
     ]
     assert stream.text == "Hello, here is the first part.\n\nAnd the second." and sleeps == [0.01]
@@ -301,7 +301,7 @@ def test_chat_tool_calls_and_usage() -> None:
         ToolCallDelta(1, "call_ABvQ2Y7sE4zCw3sWqX8pLm0n", "get_time", ""),
         ToolCallDelta(1, None, None, '{"tz":'),
         ToolCallDelta(1, None, None, ' "Europe/Paris"}'),
-        Finished("tool_calls"),
+        Finished("tool_calls", "tool_calls"),
         Usage(82, 38, 120, 64, 0),
     ]
     assert [c.parsed_arguments() for c in stream.tool_calls] == [{"location": "Paris"}, {"tz": "Europe/Paris"}]
@@ -322,7 +322,7 @@ def test_responses_function_calls() -> None:
         ToolCallDelta(0, None, None, '"Paris, France"}'),
         ToolCallDelta(1, "call_67890abc", "get_time", ""),
         ToolCallDelta(1, None, None, '{"tz":"Europe/Paris"}'),
-        Finished("tool_calls"),
+        Finished("tool_calls", "completed"),
         Usage(291, 43, 334, 0, 0),
     ]
     assert [c.parsed_arguments() for c in stream.tool_calls] == [{"location": "Paris, France"}, {"tz": "Europe/Paris"}]
@@ -350,7 +350,7 @@ def test_responses_incomplete_ends_with_length() -> None:
     with RecordedServer([responses_recording(text_delta("Cut"), text_delta(" short"), incomplete)]) as server:
         stream = client_for(server, "openai-responses").stream(model="gpt-4.1", input="x", max_output_tokens=2)
         events = read(stream)
-    assert events == [TextDelta("Cut"), TextDelta(" short"), Finished("length"), Usage(5, 2, 7)]
+    assert events == [TextDelta("Cut"), TextDelta(" short"), Finished("length", "max_output_tokens"), Usage(5, 2, 7)]
 
 
 @pytest.mark.parametrize("error", [

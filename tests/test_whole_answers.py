@@ -63,15 +63,15 @@ CASES: dict[str, tuple[dict[str, Any], list[Any]]] = {
     "openai-chat": (CHAT_COMPLETION, [
         TextDelta("Let me look that up."),
         ToolCallDelta(0, "call_a", "weather", '{"city":"Oslo"}'), ToolCallDelta(1, "call_b", "time", "{}"),
-        Finished("tool_calls"), Usage(21, 17, 38)]),
+        Finished("tool_calls", "tool_calls"), Usage(21, 17, 38)]),
     "anthropic": (ANTHROPIC_MESSAGE, [
         ThinkingDelta("Two tools are needed."), TextDelta("Checking Oslo."),
         ToolCallDelta(0, "toolu_1", "weather", ""), ToolCallDelta(0, None, None, '{"city":"Oslo","units":"metric"}'),
-        Finished("tool_use"), Usage(40, 25, 65, 8)]),
+        Finished("tool_calls", "tool_use"), Usage(48, 25, 73, 8)]),  # the cache read counts in the input
     "openai-responses": (RESPONSE, [
         ThinkingDelta("Look it up."), TextDelta("Checking Oslo."),
         ToolCallDelta(0, "call_1", "weather", '{"city":"Oslo"}'),
-        Finished("tool_calls"), Usage(30, 12, 42, 0, 4)]),
+        Finished("tool_calls", "completed"), Usage(30, 12, 42, 0, 4)]),
 }
 
 

@@ -15,7 +15,10 @@ code reads tool calls from every dialect.
 Requests carry ``x-api-key`` and ``anthropic-version: 2023-06-01``. The API
 requires ``max_tokens``: when the call omits it, ``max_completion_tokens`` is
 used if given, else :attr:`Anthropic.default_max_tokens` (4096); an answer
-cut by that limit ends with ``Finished("max_tokens")``. OpenAI-style
+cut by that limit ends with ``Finished("length", "max_tokens")``. Usage is
+normalised: ``input_tokens`` counts the whole prompt (Anthropic's uncached
+``input_tokens`` plus its cache reads and writes), ``cached_input_tokens``
+the cache reads. OpenAI-style
 ``{"role": "system"}`` messages become the top-level ``system`` prompt.
 
 Resume: by ``Last-Event-ID`` when the server sends SSE ids (Anthropic does
@@ -58,8 +61,12 @@ class AnthropicParser:
         #: True once this connection sent ``message_start``.
         self.started = False
         self.cursor: str | None = None
+        self.response_id: str | None = None
+        self.model: str | None = None
         self._input_tokens: int | None = None
         self._cached_tokens: int | None = None
+        self._cache_written: int | None = None
+        self._raw_usage: dict[str, Any] = {}
         #: content block index -> tool-call number, for tool_use blocks
         self._tools: dict[int, int] = {}
         #: tool_use blocks that started with a complete ``input`` and got no delta yet
@@ -84,7 +91,10 @@ class AnthropicParser:
     def _message_start(self, obj: dict[str, Any]) -> list[Event]:
         self.started = True
         self._tools, self._inputs = {}, {}
-        usage = (obj.get("message") or {}).get("usage")
+        message = obj.get("message") or {}
+        self.response_id = message.get("id") if isinstance(message.get("id"), str) else None
+        self.model = message.get("model") if isinstance(message.get("model"), str) else None
+        usage = message.get("usage")
         return self._usage(usage) if usage else []
 
     def _block_start(self, obj: dict[str, Any]) -> list[Event]:
@@ -133,7 +143,7 @@ class AnthropicParser:
         events: list[Event] = []
         reason = (obj.get("delta") or {}).get("stop_reason")
         if reason:
-            events.append(Finished(reason))
+            events.append(Finished.of(reason))
         usage = obj.get("usage")
         if usage:
             events += self._usage(usage)
@@ -160,9 +170,15 @@ class AnthropicParser:
             self._input_tokens = usage["input_tokens"]
         if usage.get("cache_read_input_tokens") is not None:
             self._cached_tokens = usage["cache_read_input_tokens"]
+        if usage.get("cache_creation_input_tokens") is not None:
+            self._cache_written = usage["cache_creation_input_tokens"]
+        self._raw_usage = {**self._raw_usage, **usage}
+        prompt = None
+        if self._input_tokens is not None:
+            prompt = self._input_tokens + (self._cached_tokens or 0) + (self._cache_written or 0)
         output = usage.get("output_tokens")
-        total = None if output is None or self._input_tokens is None else self._input_tokens + output
-        return [Usage(self._input_tokens, output, total, self._cached_tokens)]
+        total = None if output is None or prompt is None else prompt + output
+        return [Usage(prompt, output, total, self._cached_tokens, raw=dict(self._raw_usage))]
 
 
 _HANDLERS = {

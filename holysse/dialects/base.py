@@ -58,11 +58,15 @@ class Parser(Protocol):
     """Parses one connection. ``done`` turns true at the terminal marker;
     ``cursor`` is where a cursor resume would continue from (``None``: no
     cursor was given); ``started`` turns true when this connection sent the
-    start of an answer (a server that ignored the cursor and started over)."""
+    start of an answer (a server that ignored the cursor and started over);
+    ``response_id`` and ``model`` are the answer's id (completion, message or
+    response id) and the model that wrote it, as the server sent them."""
 
     done: bool
     cursor: Any
     started: bool
+    response_id: str | None
+    model: str | None
 
     def resumed(self) -> Parser:
         """The parser for a connection that continues this one from its

@@ -44,6 +44,8 @@ class ChatParser:
         #: True once this connection sent the start of an answer (a role delta).
         self.started = False
         self.cursor: str | None = None
+        self.response_id: str | None = None
+        self.model: str | None = None
         # For servers that leave out tool_calls[].index: the call each id opened.
         self._tool_index = -1
         self._tool_id: str | None = None
@@ -65,6 +67,8 @@ class ChatParser:
         """The events of one decoded chunk."""
         if obj.get("error"):
             raise provider_error(obj["error"])
+        if self.response_id is None:
+            self._note(obj)
         try:
             return self._events(obj)
         except (AttributeError, TypeError, KeyError, IndexError) as exc:
@@ -88,17 +92,22 @@ class ChatParser:
                     self._delta_events(delta, events)
                 reason = choice.get("finish_reason")
                 if reason:
-                    events.append(Finished(reason))
+                    events.append(Finished.of(reason))
         usage = obj.get("usage")
         if usage:
             events.append(_usage(usage))
         return events
 
+    def _note(self, obj: dict[str, Any]) -> None:
+        ident, model = obj.get("id"), obj.get("model")
+        self.response_id = ident if isinstance(ident, str) and ident else None
+        self.model = model if isinstance(model, str) else self.model
+
     def resumed(self) -> ChatParser:
-        """A fresh parser that keeps the cursor and the numbering of tool
-        calls that came without an ``index``."""
+        """A fresh parser that keeps the cursor, the answer's id and model and
+        the numbering of tool calls that came without an ``index``."""
         parser = ChatParser()
-        parser.cursor = self.cursor
+        parser.cursor, parser.response_id, parser.model = self.cursor, self.response_id, self.model
         parser._tool_index, parser._tool_id = self._tool_index, self._tool_id
         return parser
 
@@ -182,6 +191,7 @@ def _usage(usage: dict[str, Any]) -> Usage:
         total_tokens=usage.get("total_tokens"),
         cached_input_tokens=details.get("cached_tokens"),
         reasoning_tokens=completion.get("reasoning_tokens"),
+        raw=usage,
     )
 
 

@@ -6,8 +6,9 @@ apart as :class:`~holysse.events.ThinkingDelta`),
 ``response.output_item.added`` for function calls and
 ``response.function_call_arguments.delta`` for their arguments, and one of
 the terminal events: ``response.completed`` (``Finished("stop")``, or
-``"tool_calls"`` when the output calls functions), ``response.incomplete``
-(``Finished("length")`` when ``max_output_tokens`` cut it, else its reason),
+``"tool_calls"`` when the output calls functions; the raw reason is the
+status, ``"completed"``), ``response.incomplete`` (``Finished("length",
+"max_output_tokens")`` when ``max_output_tokens`` cut it, else its reason),
 ``response.failed``. An ``error`` event or ``response.failed`` becomes
 :class:`~holysse.exceptions.ProviderError` (server errors are retried).
 Every event has a ``sequence_number``; events at or before the last one seen
@@ -46,7 +47,6 @@ logger = logging.getLogger(__name__)
 _THINKING_DELTAS = frozenset({"response.reasoning_summary_text.delta", "response.reasoning_text.delta"})
 _TEXT_DELTAS = frozenset({"response.output_text.delta", "response.refusal.delta"})
 _LIFECYCLE = frozenset({"response.created", "response.queued", "response.in_progress"})
-_INCOMPLETE_REASONS = {"max_output_tokens": "length"}
 
 
 @dataclass(frozen=True)
@@ -68,7 +68,8 @@ class ResponsesParser:
         #: True once this connection sent ``response.created``.
         self.started = False
         self.cursor: ResponseCursor | None = None
-        self._response_id: str | None = None
+        self.response_id: str | None = None
+        self.model: str | None = None
         self._background = False
         self._sequence: int | None = None
         #: function-call item id (and output index) -> tool-call number
@@ -93,8 +94,8 @@ class ResponsesParser:
         events = self._events(kind, obj)
         if isinstance(sequence, int):
             self._sequence = sequence
-            if self._background and self._response_id:
-                self.cursor = ResponseCursor(self._response_id, sequence)
+            if self._background and self.response_id:
+                self.cursor = ResponseCursor(self.response_id, sequence)
         return events
 
     def _restart(self) -> None:
@@ -127,7 +128,9 @@ class ResponsesParser:
 
     def _note_response(self, response: dict[str, Any]) -> None:
         if response.get("id"):
-            self._response_id = str(response["id"])
+            self.response_id = str(response["id"])
+        if isinstance(response.get("model"), str):
+            self.model = response["model"]
         if "background" in response:
             self._background = response["background"] is True
 
@@ -150,12 +153,12 @@ class ResponsesParser:
 
     def _finished(self, kind: str, response: dict[str, Any]) -> list[Event]:
         self.done = True
+        self._note_response(response)
         if kind == "response.incomplete":
-            reason = (response.get("incomplete_details") or {}).get("reason") or "incomplete"
-            reason = _INCOMPLETE_REASONS.get(reason, reason)
+            finished = Finished.of((response.get("incomplete_details") or {}).get("reason") or "incomplete")
         else:
-            reason = "tool_calls" if self._call_count else "stop"
-        events: list[Event] = [Finished(reason)]
+            finished = Finished("tool_calls" if self._call_count else "stop", "completed")
+        events: list[Event] = [finished]
         usage = response.get("usage")
         if usage:
             events.append(_usage(usage))
@@ -184,6 +187,7 @@ def _usage(usage: dict[str, Any]) -> Usage:
         total_tokens=usage.get("total_tokens"),
         cached_input_tokens=(usage.get("input_tokens_details") or {}).get("cached_tokens"),
         reasoning_tokens=(usage.get("output_tokens_details") or {}).get("reasoning_tokens"),
+        raw=usage,
     )
 
 

@@ -1,0 +1,45 @@
+"""What the server said about a successful answer: :class:`ResponseInfo`.
+
+:attr:`Stream.response <holysse.stream.Stream.response>` is the
+:class:`ResponseInfo` of the connection that delivered the end of the answer
+(after a resume, the last one): its status, its headers and the request id
+the provider sent, for support tickets and logs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Mapping
+
+__all__ = ["ResponseInfo", "REQUEST_ID_HEADERS", "request_id"]
+
+#: Headers that carry the provider's request id, in the order they are tried.
+REQUEST_ID_HEADERS = ("x-request-id", "request-id", "openai-request-id", "anthropic-request-id", "cf-ray")
+
+
+def request_id(headers: Mapping[str, str]) -> str | None:
+    """The provider's request id in ``headers`` (any casing), or ``None``."""
+    lowered = {name.lower(): value for name, value in headers.items()}
+    return next((lowered[name] for name in REQUEST_ID_HEADERS if name in lowered), None)
+
+
+@dataclass(frozen=True)
+class ResponseInfo:
+    """The HTTP response of one connection of a stream.
+
+    :param status_code: its status (200, or 2xx).
+    :param headers: its headers, looked up in any casing.
+    :param request_id: the provider's request id (``x-request-id``,
+        ``request-id``, ...), as sent, or ``None``.
+    :param url: the URL it answered (after redirects: the request's).
+    """
+
+    status_code: int
+    headers: Mapping[str, str] = field(repr=False)
+    request_id: str | None
+    url: str
+
+    @classmethod
+    def of(cls, status_code: int, headers: Mapping[str, str], url: str) -> ResponseInfo:
+        """The info of a response with these status and headers."""
+        return cls(status_code, headers, request_id(headers), url)
