@@ -198,7 +198,7 @@ class RequestsTransport:
         )
 
     def _send(self, request: HTTPRequest, timeout: Timeout) -> _RequestsResponse:
-        headers = {"User-Agent": f"holysse/{__version__} requests/{getattr(requests, "__version__", "")}"}
+        headers = {"User-Agent": f"holysse/{__version__} requests/{getattr(requests, '__version__', '')}"}
         headers.update(request.headers)
         body = None
         if request.json is not None:
