@@ -13,11 +13,13 @@ import socket
 import threading
 from typing import Any, Callable
 
+from holysse.testing import Reply
 from holysse.testing.connection import Connection, HTTPRequest
+from holysse.transport import HTTPRequest as OutgoingRequest
 
 from .listener import LoopbackListener
 
-__all__ = ["ScriptedServer", "Respond", "sse_head", "chat_events", "ANSWER", "PIECES"]
+__all__ = ["ScriptedServer", "ReplyServer", "Respond", "sse_head", "chat_events", "ANSWER", "PIECES"]
 
 #: The answer scripted chat servers stream, and its pieces (one per event).
 ANSWER = "Nothing lost, nothing repeated: the text you receive is the answer, whatever the network does. " * 2
@@ -87,3 +89,48 @@ def chat_events(ids: str | None = "s", *, role: bool = True) -> list[bytes]:
         head = f"id: {ids}-{number}\n" if ids else ""
         events.append(f"{head}data: {data}\n\n".encode())
     return events + [b"data: [DONE]\n\n"]
+
+
+class ReplyServer(ScriptedServer):
+    """Plays the scripts of :class:`holysse.testing.MemoryTransport` over
+    real sockets, so one script runs both ways: ``script(request, number)``
+    returns the :class:`~holysse.testing.Reply` for connection ``number``
+    (``request``: what arrived, as a :class:`holysse.transport.HTTPRequest`).
+
+    A cut by ``"stall"`` (and :meth:`Reply.stall_before_head`) holds the
+    connection silent until the client goes away or the server closes;
+    :meth:`Reply.fails` resets the connection before any byte.
+    """
+
+    def __init__(self, script: Callable[[OutgoingRequest, int], Reply]) -> None:
+        super().__init__(self._play)
+        self._script = script
+
+    def _play(self, conn: Connection, request: HTTPRequest, number: int) -> None:
+        reply = self._script(self.outgoing(request), number)
+        if reply.head_stall:
+            conn.hold(30)
+            return
+        if reply.error is not None:
+            conn.close_rst()
+            return
+        head = [*reply.response_headers().items(), ("Connection", "close")]
+        conn.write(Connection.head(reply.status, head))
+        body = reply.body
+        left = reply.after
+        for piece in (body,) if isinstance(body, (bytes, str)) else body:
+            chunk = piece.encode("utf-8") if isinstance(piece, str) else piece
+            if left is not None:
+                chunk, left = chunk[:left], left - min(left, len(chunk))
+            conn.write(chunk)
+            if left == 0:
+                break
+        if reply.end == "rst":
+            conn.close_rst()
+        elif reply.end == "stall":
+            conn.hold(30)
+
+    def outgoing(self, request: HTTPRequest) -> OutgoingRequest:
+        """``request`` as the client built it."""
+        return OutgoingRequest(request.method, f"http://{self.host}:{self.port}{request.target}",
+                               dict(request.headers), json.loads(request.body) if request.body else None)

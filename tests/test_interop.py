@@ -26,6 +26,7 @@ from holysse.testing import FakeServer
 
 from .conftest import CHAT, Sleeps
 from .proxy import Cut, CuttingProxy
+from .twoways import reset_aware
 
 START_BUDGET = 240.0  # seconds for the server to load the model and listen
 PROMPT = [{"role": "user", "content": "List the planets of the solar system, one per line."}]
@@ -143,3 +144,31 @@ def test_cuts_between_client_and_llama_cpp_are_resumed_exactly(
     assert proxy.outcomes[: len(plan)] == [f"{kind}@{at}" for kind, at in plan]
     assert stream.metrics.total_reconnects == len(plan) and stream.metrics.resets == 0
     assert set(stream.metrics.reconnects) <= {"retry", "replay"}  # no SSE ids, no prefill: verified replay
+
+
+@pytest.mark.interop
+@pytest.mark.xfail(strict=True, reason="issue 12 case 9: llama.cpp ignores the prefill and answers a similar new turn")
+@pytest.mark.parametrize("cut", [2500, 4000])
+def test_an_ignored_prefill_never_gives_silently_wrong_text(
+    llama_server: tuple[str, int], baseline: str, cut: int
+) -> None:
+    """With ``provider="llama.cpp"`` (the README's advice), holysse resumes by
+    ``continue_final_message``, which this server ignores: it answers a new
+    turn that starts like the delivered text. Exact text, or a Reset then a
+    whole answer, or an error carrying what was delivered."""
+    events: list[holysse.Event] = []
+    error: holysse.HolySSEError | None = None
+    with CuttingProxy(llama_server, [("fin", cut)]) as proxy:
+        stream = client_for(proxy.url, provider="llama.cpp").stream(**BODY)
+        try:
+            events.extend(stream)
+        except holysse.HolySSEError as exc:
+            error = exc
+    assert proxy.outcomes[0] == f"fin@{cut}"
+    assert reset_aware(events) == stream.text
+    if error is not None:
+        assert error.partial == stream.text
+    elif any(isinstance(event, holysse.Reset) for event in events):
+        assert stream.finish_reason in ("stop", "length")  # the whole answer of the generation that finished
+    else:
+        assert stream.text == baseline

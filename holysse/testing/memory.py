@@ -104,6 +104,11 @@ class Reply:
         read timeout fires while opening (:class:`~holysse.ReadTimeout`)."""
         return cls(end="stall", error=_HEAD_STALL)
 
+    @property
+    def head_stall(self) -> bool:
+        """Whether this is :meth:`stall_before_head`."""
+        return self.error is _HEAD_STALL
+
     def response_headers(self) -> Mapping[str, str]:
         """The headers the client sees."""
         if self.headers is not None:
@@ -165,7 +170,7 @@ class MemoryTransport:
             self.requests.append(request)
             self.timeouts.append(timeout)
         reply = self._reply(request, number)
-        if reply.error is _HEAD_STALL:
+        if reply.head_stall:
             raise ReadTimeout(f"{request.url} accepted the request but sent no response headers in time "
                               "(MemoryTransport: a stall before the head).")
         if reply.error is not None:
