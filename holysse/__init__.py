@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 
 from ._version import __version__
+from ._checkpoint import Checkpoint
 from .accumulator import Accumulator, Snapshot
 from .client import Client
 from .stream import Stream
@@ -59,6 +60,7 @@ __all__ = [
     "__version__",
     "Client",
     "Stream",
+    "Checkpoint",
     "RetryPolicy",
     "Timeout",
     "ProviderProfile",

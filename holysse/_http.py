@@ -16,13 +16,14 @@ import logging
 from typing import TYPE_CHECKING, Any, Mapping
 from urllib.parse import urlsplit
 
+from ._status import retryable, rule
+from ._types import Response
 from .exceptions import AuthenticationError, HolySSEError, HTTPStatusError, ProtocolError, RateLimitError
 from .metadata import request_id as find_request_id
 from .retry import parse_retry_after
-from .transport import Response
 
 if TYPE_CHECKING:
-    from .client import Client
+    from ._settings import StreamSettings
     from .dialects.base import Dialect
     from .events import Event
 
@@ -33,7 +34,7 @@ logger = logging.getLogger(__name__)
 _EXCERPT = 500
 
 
-def check_response(response: Response, client: Client, dialect: Dialect) -> list[Event] | None:
+def check_response(response: Response, client: StreamSettings, dialect: Dialect) -> list[Event] | None:
     """``None`` when ``response`` is a 2xx event stream; the events of the
     whole answer when it is a complete JSON answer (a server that ignores
     ``stream: true``); else raise the right holysse error."""
@@ -46,7 +47,7 @@ def check_response(response: Response, client: Client, dialect: Dialect) -> list
     raise _status_error(response, client, dialect)
 
 
-def _whole_answer(response: Response, content_type: str, client: Client, dialect: Dialect) -> list[Event]:
+def _whole_answer(response: Response, content_type: str, client: StreamSettings, dialect: Dialect) -> list[Event]:
     if "json" not in content_type.lower():
         raise _not_a_stream(response.read_text(_EXCERPT * 8), response.status_code, content_type, client)
     body = response.read_text(client.max_event_bytes)
@@ -62,7 +63,7 @@ def _whole_answer(response: Response, content_type: str, client: Client, dialect
     return events
 
 
-def read_json(response: Response, client: Client, dialect: Dialect, limit: int = 16 << 20) -> Any:
+def read_json(response: Response, client: StreamSettings, dialect: Dialect, limit: int = 16 << 20) -> Any:
     """The JSON body of a 2xx answer (at most ``limit`` bytes read); the right
     holysse error for an error status or a body that is not JSON (an HTML
     page, say)."""
@@ -90,7 +91,7 @@ def read_json(response: Response, client: Client, dialect: Dialect, limit: int =
     )
 
 
-def _not_a_stream(body: str, status: int, content_type: str, client: Client) -> HolySSEError:
+def _not_a_stream(body: str, status: int, content_type: str, client: StreamSettings) -> HolySSEError:
     message = _error_message(body)
     if message:
         return ProtocolError(
@@ -107,7 +108,7 @@ def _not_a_stream(body: str, status: int, content_type: str, client: Client) -> 
     )
 
 
-def body_error(head: bytes, client: Client) -> HolySSEError | None:
+def body_error(head: bytes, base_url: str) -> HolySSEError | None:
     """The error a server meant when it answered ``text/event-stream`` but
     sent a bare JSON error object or an HTML page instead of events
     (``head``: the start of that body, no event in it), else ``None``."""
@@ -115,13 +116,13 @@ def body_error(head: bytes, client: Client) -> HolySSEError | None:
     message = _error_message(body)
     if message is not None:
         return ProtocolError(
-            f"{client.base_url} answered with an event stream holding a JSON error instead of events: {message}",
+            f"{base_url} answered with an event stream holding a JSON error instead of events: {message}",
             status_code=200,
             body_excerpt=body[:_EXCERPT],
         )
     if body[:15].lower().startswith(("<!doctype html", "<html")):
         return ProtocolError(
-            f"{client.base_url} answered with an HTML page labelled text/event-stream (a login page or a proxy's "
+            f"{base_url} answered with an HTML page labelled text/event-stream (a login page or a proxy's "
             f"error page?); check base_url and the network path. Body starts: {body[:120]!r}",
             status_code=200,
             body_excerpt=body[:_EXCERPT],
@@ -129,7 +130,7 @@ def body_error(head: bytes, client: Client) -> HolySSEError | None:
     return None
 
 
-def _status_error(response: Response, client: Client, dialect: Dialect) -> HolySSEError:
+def _status_error(response: Response, client: StreamSettings, dialect: Dialect) -> HolySSEError:
     status = response.status_code
     headers = dict(response.headers)
     body = response.read_text(_EXCERPT * 8)
@@ -137,20 +138,21 @@ def _status_error(response: Response, client: Client, dialect: Dialect) -> HolyS
     host = urlsplit(client.base_url).hostname
     request_id = find_request_id(headers)
     cls: type[HTTPStatusError] = HTTPStatusError
-    if status == 429:
+    kind = rule(status).advice
+    if kind == "rate-limit":
         cls = RateLimitError
         advice = "slow down or raise your rate limit"
-    elif status in (401, 403):
+    elif kind in ("auth", "forbidden"):
         cls = AuthenticationError
         advice = _auth_advice(status, client)
-    elif 300 <= status < 400:
+    elif kind == "redirect":
         advice = (
             f"a redirect to {headers.get('Location', '?')}; holysse follows only 307 and 308 for a streaming "
             "POST (they keep the method and body), so set base_url to the final address"
         )
-    elif status == 404:
+    elif kind == "not-found":
         advice = f"check base_url ({client.base_url}) and the model name; the {dialect.name} path may not exist there"
-    elif status in (400, 422):
+    elif kind == "invalid":
         advice = "the request was rejected as invalid; check the arguments"
     else:
         advice = "the server had a problem"
@@ -162,12 +164,12 @@ def _status_error(response: Response, client: Client, dialect: Dialect) -> HolyS
         body_excerpt=body[:_EXCERPT],
         retry_after=parse_retry_after(headers),
     )
-    error.retryable = client.retry.should_retry_status(status, headers)
+    error.retryable = retryable(status, headers)
     return error
 
 
-def _auth_advice(status: int, client: Client) -> str:
-    source = client.api_key_source
+def _auth_advice(status: int, client: StreamSettings) -> str:
+    source = client.key_source
     if status == 403:
         return "the key is valid but not allowed to do this; check its permissions and the model"
     if source is None:

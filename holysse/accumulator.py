@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass
-from typing import Callable, Iterator
+from typing import Callable, Iterable, Iterator
 
 from .events import Event, Finished, Reset, TextDelta, ThinkingDelta, ToolCall, ToolCallDelta, Usage
 from .exceptions import HolySSEError
@@ -70,27 +70,64 @@ class _ToolCallParts:
 
 
 class _Text:
-    """An append-only text: O(1) appends, joined lazily; pieces stay
-    addressable by position so followers can read what is new."""
+    """An append-only text: O(1) appends; every :data:`_RUN` pieces are
+    joined into one block, so memory stays close to the text's own size
+    however small the pieces. Followers address it by character position."""
 
-    __slots__ = ("pieces", "chars", "_joined", "_joined_count")
+    __slots__ = ("blocks", "pieces", "chars", "_block_chars")
 
     def __init__(self) -> None:
+        self.blocks: list[str] = []
         self.pieces: list[str] = []
         self.chars = 0
-        self._joined = ""
-        self._joined_count = 0
+        self._block_chars = 0
 
     def append(self, piece: str) -> None:
-        self.pieces.append(piece)
+        pieces = self.pieces
+        pieces.append(piece)
         self.chars += len(piece)
+        if len(pieces) >= _RUN:
+            self._fold()
+
+    def _fold(self) -> None:
+        block = "".join(self.pieces)
+        self.pieces = []
+        blocks = self.blocks
+        blocks.append(block)
+        self._block_chars += len(block)
+        # Merge equal-sized neighbours: O(log n) blocks, each character copied O(log n) times.
+        while len(blocks) > 1 and len(blocks[-2]) <= 2 * len(blocks[-1]):
+            last = blocks.pop()
+            blocks[-1] += last
 
     def value(self) -> str:
-        count = len(self.pieces)
-        if self._joined_count != count:
-            self._joined += "".join(self.pieces[self._joined_count : count])
-            self._joined_count = count
-        return self._joined
+        if self.pieces:
+            self._fold()
+        if len(self.blocks) > 1:
+            self.blocks = ["".join(self.blocks)]
+        return self.blocks[0] if self.blocks else ""
+
+    def since(self, position: int) -> str:
+        """The text from character ``position`` on."""
+        if position >= self.chars:
+            return ""
+        tail = "".join(self.pieces)
+        need = self.chars - position
+        if need <= len(tail):
+            return tail[len(tail) - need:]
+        parts = [tail]
+        have = len(tail)
+        for block in reversed(self.blocks):
+            parts.append(block)
+            have += len(block)
+            if have >= need:
+                break
+        text = "".join(reversed(parts))
+        return text[len(text) - need:]
+
+
+#: Pieces of text kept apart before they are joined into a block.
+_RUN = 256
 
 
 class Accumulator:
@@ -155,6 +192,18 @@ class Accumulator:
             self._on_event(event)
         if self._on_text is not None and kind is TextDelta:
             self._on_text(event.text)
+
+    def restore(self, text: str, thinking: str, tool_calls: Iterable[ToolCall], finish_reason: str | None) -> None:
+        """Start from an answer already delivered elsewhere (a
+        :class:`~holysse.Checkpoint`): no callback runs for it."""
+        with self._lock:
+            if text:
+                self._text.append(text)
+            if thinking:
+                self._thinking.append(thinking)
+            for call in tool_calls:
+                self._add_tool_delta(ToolCallDelta(call.index, call.id, call.name, call.arguments))
+            self._finish_reason = finish_reason
 
     def _add_tool_delta(self, delta: ToolCallDelta) -> None:
         parts = self._tools.get(delta.index)
@@ -268,7 +317,7 @@ class Accumulator:
 
     def _news(self, position: int, resets: int | None) -> bool:
         """Whether a follower at ``position`` has something to act on (lock held)."""
-        return self._done or self._resets != resets or len(self._text.pieces) > position
+        return self._done or self._resets != resets or self._text.chars > position
 
     def follow(self, timeout: float | None = None) -> Iterator[str | Reset]:
         """Yield the answer text as it arrives, from the start, until the
@@ -299,9 +348,8 @@ class Accumulator:
                 reset = self._resets != resets
                 if reset:
                     resets, position = self._resets, 0
-                pieces = self._text.pieces
-                new = "".join(pieces[position:])
-                position = len(pieces)
+                new = self._text.since(position)
+                position = self._text.chars
                 done, error = self._done, self._error
             if reset:
                 yield Reset("", "the text was taken back; following the new text from its start")

@@ -17,7 +17,11 @@ import threading
 from typing import Any, Callable, Mapping, Sequence
 from urllib.parse import parse_qsl, urlsplit
 
+from ._checkpoint import Checkpoint
 from ._loop import StreamLoop
+from ._resume import check_strategy
+from ._settings import StreamSettings
+from ._types import HTTPRequest, Timeout, Transport
 from .accumulator import Accumulator
 from .dialects import get_dialect
 from .dialects.base import Dialect, Endpoint, join_url, with_query
@@ -26,10 +30,9 @@ from .events import Event
 from .exceptions import ProtocolError, UsageError
 from .metrics import StreamMetrics
 from .pricing import PriceSource, PriceTable
-from .resume import check_strategy
 from .retry import RetryPolicy
 from .stream import Stream
-from .transport import HTTPRequest, RequestsTransport, Timeout, Transport, is_loopback
+from .transport import RequestsTransport, is_loopback
 
 __all__ = ["Client", "Stream", "DialectStreams", "DEFAULT_BASE_URL", "API_KEY_ENV"]
 
@@ -154,6 +157,11 @@ class Client:
         if self._api_key is not None:
             if any(c in self._api_key for c in "\r\n\0") or self._api_key != self._api_key.strip():
                 raise UsageError("The API key contains whitespace or control characters; check how it was copied.")
+            if not self._api_key.isascii():
+                raise UsageError(
+                    "The API key contains non-ASCII characters (a typographic quote or dash copied with it?); "
+                    "API keys are ASCII: check how it was copied."
+                )
             if parts.scheme == "http" and not is_loopback(parts.hostname) and not allow_insecure_http:
                 raise UsageError(
                     f"Refusing to send the API key over plain http:// to {parts.hostname}: it would travel in clear "
@@ -177,6 +185,22 @@ class Client:
         """Where requests go (the key is held but never shown)."""
         return Endpoint(self.base_url, self._api_key, self.headers)
 
+    def settings(self, timeout: Timeout | None = None) -> StreamSettings:
+        """The frozen settings a stream starting now runs with (a later
+        change of this client's attributes does not reach it)."""
+        return StreamSettings(
+            base_url=self.base_url,
+            retry=self.retry,
+            timeout=self.timeout if timeout is None else timeout,
+            sleep=self.sleep,
+            max_event_bytes=self.max_event_bytes,
+            max_line_bytes=self.max_line_bytes,
+            max_answer_chars=self.max_answer_chars,
+            prices=self.prices,
+            key_source=self._key_source,
+            client_closed=lambda: self._closed,
+        )
+
     def __repr__(self) -> str:
         key = "set" if self._api_key else "missing"
         return f"<holysse.Client base_url={self.base_url!r} dialect={self.dialect.name!r} key={key}>"
@@ -193,6 +217,7 @@ class Client:
         extra_headers: Mapping[str, str] | None = None,
         extra_query: Mapping[str, str | int | float] | None = None,
         extra_body: Mapping[str, Any] | None = None,
+        resume_from: Checkpoint | None = None,
         **body: Any,
     ) -> Stream:
         """Start streaming one answer. Every keyword not listed here goes into
@@ -213,6 +238,17 @@ class Client:
         :param extra_body: fields merged into the top level of the JSON body
             as sent (after the dialect's mapping; they win over it), and kept
             in every resume request.
+        :param resume_from: continue the answer a :class:`~holysse.Checkpoint`
+            describes (``stream.checkpoint()``, possibly taken in another
+            process), instead of starting one: pass no body keywords, the
+            request body and dialect come from the checkpoint. The stream
+            first yields a :class:`Resumed` and then only what comes after
+            the checkpoint: the checkpoint's own events are **not** yielded
+            again (nor passed to ``on_text``/``on_event``), while
+            ``stream.text`` (and ``thinking``, ``tool_calls``) hold the whole
+            answer, the checkpoint's part included. It resumes by cursor when
+            the checkpoint has one, else by prefill when the provider allows,
+            else by replay (the re-sent part checked and dropped).
         :raises UsageError: for a closed client or bad arguments.
         """
         if self._closed:
@@ -220,6 +256,9 @@ class Client:
         resume = resume or self.resume
         on_divergence = on_divergence or self.on_divergence
         check_strategy(resume, on_divergence)
+        if resume_from is not None:
+            body = _checkpoint_body(resume_from, body, dialect)
+            dialect = resume_from.dialect
         the_dialect = self.dialect if dialect is None else get_dialect(dialect)
         _check_body(body)
         headers = dict(extra_headers or {})
@@ -230,18 +269,24 @@ class Client:
             request = request.replace(json={**request.json, **_checked_extra_body(extra_body)})
         if extra_query:
             request = request.replace(url=with_query(request.url, **_checked_query(extra_query)))
-        provider = _profile(self._provider, self.base_url, the_dialect.name, body.get("model"))
+        if resume_from is not None:
+            provider = resume_from.profile()
+        else:
+            provider = _profile(self._provider, self.base_url, the_dialect.name, body.get("model"))
+        accumulator = Accumulator(on_text=on_text, on_event=on_event)
         loop = StreamLoop(
-            client=self,
+            settings=self.settings(Timeout.from_value(timeout) if timeout is not None else None),
             transport=self._transport,
             dialect=the_dialect,
             request=request,
             provider=provider,
             resume=resume,
             on_divergence=on_divergence,
-            timeout=Timeout.from_value(timeout) if timeout is not None else self.timeout,
+            accumulator=accumulator,
+            body={**body, **(extra_body or {})},
+            checkpoint=resume_from,
         )
-        return Stream(loop, Accumulator(on_text=on_text, on_event=on_event), self.on_metrics)
+        return Stream(loop, accumulator, self.on_metrics)
 
     def models(self, *, timeout: Timeout | float | tuple[float | None, float | None] | None = None) -> list[str]:
         """The ids of the models ``GET {base_url}/models`` lists (the OpenAI
@@ -260,7 +305,7 @@ class Client:
         request = HTTPRequest("GET", join_url(self.base_url, "models"), headers)
         response = self._transport.open(request, Timeout.from_value(timeout) if timeout is not None else self.timeout)
         try:
-            payload = read_json(response, self, self.dialect)
+            payload = read_json(response, self.settings(), self.dialect)
         finally:
             response.close()
         return _model_ids(payload, self.base_url)
@@ -340,6 +385,19 @@ def _model_ids(payload: Any, base_url: str) -> list[str]:
     return [str(item["id"]) for item in items if isinstance(item, dict) and "id" in item]
 
 
+def _checkpoint_body(checkpoint: Checkpoint, body: Mapping[str, Any], dialect: str | Dialect | None) -> dict[str, Any]:
+    if not isinstance(checkpoint, Checkpoint):
+        raise UsageError(f"resume_from takes a holysse.Checkpoint, not {type(checkpoint).__name__}.")
+    if body:
+        raise UsageError(
+            f"stream(resume_from=...) continues the checkpoint's own request; remove {', '.join(sorted(body))}."
+        )
+    name = dialect if isinstance(dialect, str) or dialect is None else dialect.name
+    if name is not None and name != checkpoint.dialect:
+        raise UsageError(f"The checkpoint was taken in the {checkpoint.dialect!r} dialect, not {name!r}.")
+    return dict(checkpoint.body)
+
+
 def _limit(name: str, value: object) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise UsageError(f"{name} must be a positive int, not {value!r}.")
@@ -352,11 +410,19 @@ def _check_headers(headers: Mapping[str, str]) -> None:
             raise UsageError(
                 f"Header name {name!r} is not an HTTP token; use letters, digits and -, without spaces or colons."
             )
-        if not isinstance(value, str) or any(c in value for c in "\r\n\0"):
+        if not isinstance(value, str) or any(c in value for c in "\r\n\0") or not _latin1(value):
             raise UsageError(
-                f"Header {name!r} has a non-string value or CR/LF/NUL in it (which could inject headers); "
-                "pass a one-line str."
+                f"Header {name!r} has a non-string value, CR/LF/NUL in it (which could inject headers) or characters "
+                "HTTP cannot carry (beyond Latin-1); pass a one-line str (percent-encode other text)."
             )
+
+
+def _latin1(value: str) -> bool:
+    try:
+        value.encode("latin-1")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 #: Query parameters that hold a credential (``?key=``, ``?api_key=``, ``?token=``, ``?sig=`` ...).

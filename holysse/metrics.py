@@ -19,6 +19,9 @@ if TYPE_CHECKING:
 
 __all__ = ["StreamMetrics", "TokenCount", "Leg"]
 
+#: Inter-token gaps kept before they are sampled.
+_MAX_GAPS = 4096
+
 
 @dataclass(frozen=True)
 class TokenCount:
@@ -72,7 +75,8 @@ class StreamMetrics:
 
     ``ttfb`` is the time to the first body byte and ``ttft`` to the first
     answer text, both from the start of the stream; ``gaps`` are the times
-    between consecutive text events; ``reconnects`` counts resumed connections
+    between consecutive text events (all of them up to 4096, then an even
+    sample of them, so memory stays bounded); ``reconnects`` counts resumed connections
     per strategy (``"retry"`` for attempts before any answer arrived).
     ``resent_chars`` and ``wasted_output_tokens`` count what servers sent again
     (verified and dropped); ``reread_input_tokens`` is the prompt read again by
@@ -100,6 +104,9 @@ class StreamMetrics:
     #: Connections that reached the model, in order (for the token accounting).
     legs: list[Leg] = field(default_factory=list, repr=False)
     _last_text_at: float | None = field(default=None, repr=False)
+    _gap_max: float = field(default=0.0, repr=False)
+    _gap_stride: int = field(default=1, repr=False)
+    _gap_skip: int = field(default=0, repr=False)
 
     @property
     def total_reconnects(self) -> int:
@@ -127,14 +134,24 @@ class StreamMetrics:
     @property
     def gap_max(self) -> float | None:
         """Longest inter-token gap."""
-        return max(self.gaps) if self.gaps else None
+        return max(self._gap_max, max(self.gaps)) if self.gaps else None
 
     def _record_text(self, now: float, chars: int) -> None:
         """Count one text event of ``chars`` characters received at ``now``."""
         if self.ttft is None:
             self.ttft = now - self.started
         elif self._last_text_at is not None:
-            self.gaps.append(now - self._last_text_at)
+            gap = now - self._last_text_at
+            if gap > self._gap_max:
+                self._gap_max = gap
+            self._gap_skip += 1
+            if self._gap_skip >= self._gap_stride:
+                self._gap_skip = 0
+                gaps = self.gaps
+                gaps.append(gap)
+                if len(gaps) > _MAX_GAPS:  # keep every other one, sample half as often
+                    del gaps[1::2]
+                    self._gap_stride *= 2
         self._last_text_at = now
         self.text_events += 1
         self.chars += chars

@@ -20,15 +20,11 @@ import time
 from dataclasses import dataclass, field, replace
 from typing import Callable, Mapping, Sequence
 
+from ._status import NEVER_RETRY_STATUSES, RETRY_STATUSES, header_value, retryable
 from .exceptions import RetriesExhausted, UsageError
 
-__all__ = ["RetryPolicy", "parse_retry_after", "header_value", "NEVER_RETRY_STATUSES"]
+__all__ = ["RetryPolicy", "parse_retry_after", "header_value", "NEVER_RETRY_STATUSES", "RETRY_STATUSES"]
 
-#: Statuses that fail at once, whatever the server's headers say: the request
-#: itself is wrong (400, 404, 422) or not allowed (401, 403).
-NEVER_RETRY_STATUSES = frozenset({400, 401, 403, 404, 422})
-#: Statuses retried by default: timeout, conflict, rate limit, server errors.
-RETRY_STATUSES = frozenset({408, 409, 429})
 
 
 @dataclass(frozen=True)
@@ -116,12 +112,7 @@ class RetryPolicy:
         ``x-should-retry: true|false`` header decides when present; without it
         408, 409, 429 and every 5xx are retried.
         """
-        if status in NEVER_RETRY_STATUSES:
-            return False
-        hint = (header_value(headers or {}, "x-should-retry") or "").strip().lower()
-        if hint in ("true", "false"):
-            return hint == "true"
-        return status in RETRY_STATUSES or status >= 500
+        return retryable(status, headers)
 
     # -- delays --------------------------------------------------------------
 
@@ -183,18 +174,6 @@ class RetryPolicy:
                 attempts=tuple(history),
             ) from error
         return delay
-
-
-def header_value(headers: Mapping[str, str], name: str) -> str | None:
-    """A header's value, looked up case-insensitively in any mapping."""
-    value = headers.get(name)
-    if value is not None:
-        return value
-    lowered = name.lower()
-    for key, value in headers.items():
-        if key.lower() == lowered:
-            return value
-    return None
 
 
 def parse_retry_after(headers: Mapping[str, str], now: float | None = None) -> float | None:

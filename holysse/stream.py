@@ -14,6 +14,7 @@ import threading
 import weakref
 from typing import Callable, Generator, Iterator
 
+from ._checkpoint import Checkpoint
 from ._loop import StreamLoop
 from .accumulator import Accumulator, Snapshot
 from .events import Event, Finished, Reset, ToolCall, Usage
@@ -62,6 +63,15 @@ class Stream:
             generator = self._loop.run(self.accumulator, self._finished)
             self._generator = weakref.ref(generator)
         return generator
+
+    def checkpoint(self) -> Checkpoint:
+        """Where the answer stands now, as a JSON-serialisable value that
+        ``client.stream(resume_from=checkpoint)`` continues, in this process
+        or another one. Safe from any thread, at any moment.
+
+        .. versionadded:: 0.2
+        """
+        return self._loop.checkpoint()
 
     def _finished(self) -> None:
         if self._on_metrics is not None:

@@ -27,6 +27,7 @@ def test_exported_names_are_pinned() -> None:
         "ConnectError", "ReadTimeout", "StreamInterrupted", "HTTPStatusError", "AuthenticationError",
         "RateLimitError", "ProtocolError", "ProviderError", "StreamDiverged", "StreamClosed",
         "RetriesExhausted", "UsageError", "LatencyMonitor", "PriceTable", "Price", "Cost", "TokenCount", "ProfileRule",
+        "Checkpoint",
     ])
     for name in holysse.__all__:
         assert getattr(holysse, name) is not None

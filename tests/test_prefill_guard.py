@@ -9,7 +9,7 @@ import logging
 import pytest
 
 from holysse import Finished, Reset, TextDelta, ThinkingDelta, Usage
-from holysse.resume import PrefillGuard
+from holysse._resume import PrefillGuard
 from holysse.testing import FakeServer, Fault
 
 from .conftest import CHAT, Sleeps, make_client

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from holysse.events import Event, Finished, TextDelta
-from holysse.resume import Expectation, ResendFilter, ResumeMismatch
+from holysse._resume import Expectation, ResendFilter, ResumeMismatch
 
 
 def run(held: str, events: list[Event]) -> list[Event]:

@@ -38,7 +38,7 @@ from typing import Any
 
 from ..events import Event, Finished, TextDelta, ThinkingDelta, ToolCallDelta, Usage
 from ..exceptions import ProviderError
-from ..transport import HTTPRequest
+from .._types import HTTPRequest
 from ..wire import ServerSentEvent
 from .base import Dialect, Endpoint, ResumeState, content_text, event_json, streaming_post
 from .profiles import ProviderProfile

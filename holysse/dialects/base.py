@@ -16,7 +16,7 @@ from urllib.parse import urlencode
 
 from ..events import Event
 from ..exceptions import HTTPStatusError, ProtocolError, UsageError
-from ..transport import HTTPRequest
+from .._types import HTTPRequest
 from ..wire import ServerSentEvent
 from .profiles import ProviderProfile
 
@@ -89,6 +89,10 @@ class Dialect(ABC):
     name: ClassVar[str]
     #: What ends a complete stream, for error messages.
     terminal: ClassVar[str]
+    #: A cursor resume is possible (and better than a new request) before
+    #: any answer content arrived: the cursor names a stored generation that
+    #: keeps running (a Responses background response).
+    resumes_before_content: ClassVar[bool] = False
 
     @abstractmethod
     def build_request(self, endpoint: Endpoint, body: dict[str, Any]) -> HTTPRequest:

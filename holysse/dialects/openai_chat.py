@@ -14,9 +14,10 @@ import json
 import logging
 from typing import Any
 
+from .._status import code_retryable
 from ..events import Event, Finished, TextDelta, ThinkingDelta, ToolCallDelta, Usage
 from ..exceptions import HTTPStatusError, ProtocolError, ProviderError
-from ..transport import HTTPRequest
+from .._types import HTTPRequest
 from ..wire import ServerSentEvent
 from .base import Dialect, Endpoint, ResumeState, content_text, event_json, streaming_post
 from .profiles import ProviderProfile
@@ -46,6 +47,8 @@ class ChatParser:
         self.cursor: str | None = None
         self.response_id: str | None = None
         self.model: str | None = None
+        #: The completion id (``chatcmpl-...``) of the first chunk that had one.
+        self.generation: str | None = None
         # For servers that leave out tool_calls[].index: the call each id opened.
         self._tool_index = -1
         self._tool_id: str | None = None
@@ -79,6 +82,10 @@ class ChatParser:
 
     def _events(self, obj: dict[str, Any]) -> list[Event]:
         events: list[Event] = []
+        if self.generation is None:
+            ident = obj.get("id")
+            if ident and type(ident) is str:
+                self.generation = ident
         choices = obj.get("choices")
         if choices:
             choice = choices[0]
@@ -202,21 +209,13 @@ def provider_error(error: Any) -> ProviderError:
     error_type = error.get("type")
     code = error.get("code")
     message = error.get("message") or "no message"
-    retryable = error_type in _RETRYABLE_ERROR_TYPES or code in _RETRYABLE_ERROR_TYPES or _retryable_status(code)
+    retryable = error_type in _RETRYABLE_ERROR_TYPES or code in _RETRYABLE_ERROR_TYPES or code_retryable(code)
     return ProviderError(
         f"The provider sent an error in the stream ({error_type or code or 'unknown'}): {message}",
         error_type=error_type,
         code=None if code is None else str(code),
         retryable=retryable,
     )
-
-
-def _retryable_status(code: Any) -> bool:
-    """Servers such as vLLM, llama.cpp and OpenRouter put an HTTP status in
-    ``error.code``: retry the ones retried as statuses (408, 409, 429, 5xx)."""
-    if isinstance(code, str) and code.isdigit():
-        code = int(code)
-    return type(code) is int and (code in (408, 409, 429) or 500 <= code <= 599)
 
 
 class OpenAIChat(Dialect):

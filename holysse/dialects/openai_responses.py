@@ -34,7 +34,7 @@ from urllib.parse import quote
 
 from ..events import Event, Finished, TextDelta, ThinkingDelta, ToolCallDelta, Usage
 from ..exceptions import UsageError
-from ..transport import HTTPRequest
+from .._types import HTTPRequest
 from ..wire import ServerSentEvent
 from .base import Dialect, Endpoint, ResumeState, event_json, join_url, streaming_post, with_query
 from .openai_chat import provider_error
@@ -196,6 +196,7 @@ class OpenAIResponses(Dialect):
 
     name = "openai-responses"
     terminal = "response.completed"
+    resumes_before_content = True
 
     def build_request(self, endpoint: Endpoint, body: dict[str, Any]) -> HTTPRequest:
         payload = dict(body)

@@ -48,7 +48,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Mapping, Se
 from ..exceptions import ConnectError, ReadTimeout, StreamInterrupted
 
 if TYPE_CHECKING:
-    from ..transport import HTTPRequest, Timeout
+    from .._types import HTTPRequest, Timeout
 
 __all__ = ["MemoryTransport", "Reply", "Script"]
 

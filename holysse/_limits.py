@@ -13,7 +13,7 @@ No I/O, no threads: the loop calls these with the time and sizes it has.
 from __future__ import annotations
 
 import math
-import time
+from typing import Mapping
 
 from .exceptions import ProtocolError, ReadTimeout
 
@@ -59,40 +59,50 @@ class ConnectionWatch:
     :param url: the request URL, for messages.
     :param idle: ``Timeout.idle`` in seconds, or ``None``.
     :param deadline: ``RetryPolicy.deadline`` in seconds, or ``None``.
-    :param started: when the stream started (``time.monotonic()``).
+    :param started: when the stream started (the shell's monotonic clock).
+    :param now: the time the connection opened.
     """
 
     __slots__ = ("_url", "_idle", "_deadline", "_stop_at", "_last_progress", "head")
 
-    def __init__(self, url: str, idle: float | None, deadline: float | None, started: float) -> None:
+    def __init__(self, url: str, idle: float | None, deadline: float | None, started: float, now: float) -> None:
         self._url = url
         self._idle = math.inf if idle is None else idle
         self._deadline = deadline
         self._stop_at = math.inf if deadline is None else started + deadline
-        self._last_progress = time.monotonic()
+        self._last_progress = now
         #: The start of the body while no event was seen (``None`` after).
         self.head: bytes | None = b""
 
-    def arrived(self, chunk: bytes) -> float:
-        """Bytes arrived; returns the time."""
+    def arrived(self, chunk: bytes) -> None:
+        """Bytes arrived."""
         head = self.head
         if head is not None and len(head) < BODY_HEAD:
             self.head = head + chunk[: BODY_HEAD - len(head)]
-        return time.monotonic()
 
-    def check(self, now: float, progressed: bool, pending: int) -> None:
+    def check(self, now: float, progressed: bool, pending: int, looping: Mapping[str, int] | None = None) -> None:
         """After a chunk: did the connection deliver an answer event lately,
         and is there time left?
 
         :param progressed: the chunk completed at least one answer event.
         :param pending: bytes of an unfinished event held by the decoder.
+        :param looping: events since the last progress that said nothing new
+            (usage-only chunks, a repeated finish), by kind.
         :raises ReadTimeout: idle too long (retried like a stall), or past
             the deadline (then the loop gives up).
+        :raises ProtocolError: idle too long while events kept coming that
+            said nothing new: the server loops (not retried).
         """
         if progressed:
             self._last_progress = now
         elif now - self._last_progress > self._idle:
             idle = now - self._last_progress
+            if looping:
+                what = ", ".join(f"{count} {kind}" for kind, count in looping.items())
+                raise ProtocolError(
+                    f"{self._url} sent {what} and no new answer content for {idle:.1f}s; the server is looping. "
+                    f"Raise Timeout(idle=...) above {self._idle:g}s if such pauses are expected."
+                )
             what = f"an unfinished event of {pending} bytes" if pending else "only keep-alive comments or pings"
             raise ReadTimeout(
                 f"{self._url} sent no answer event for {idle:.1f}s ({what}); treating the connection as stalled. "

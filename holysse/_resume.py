@@ -6,8 +6,8 @@ or whitespace held back from a prefilled message (``prefill``). The
 :class:`ResendFilter` checks that what comes again equals what was delivered,
 drops it, and lets only new content through. When it differs, the answer has
 *diverged*: a replay resets (or raises), the other strategies fall back to
-replay. :class:`EventIds` catches a cursor resume whose server sends again
-events already delivered (their SSE ids were seen before).
+replay. :class:`PrefillGuard` catches a resumed connection that starts the
+answer over instead of continuing it.
 
 Whitespace held back from a prefill is a *seam*: the model writes its own
 whitespace there. When that begins with what was held back (the usual case),
@@ -22,11 +22,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Mapping
 
+from ._delivered import Position
 from .events import Event, Finished, Reset, TextDelta, ThinkingDelta, ToolCallDelta
 from .exceptions import StreamDiverged, UsageError
 
 __all__ = [
-    "STRATEGIES", "EventIds", "Expectation", "Mark", "PrefillGuard", "ResendFilter", "ResendTally", "ResumeMismatch",
+    "STRATEGIES", "Expectation", "PrefillGuard", "ResendFilter", "ResendTally", "ResumeMismatch",
     "check_strategy", "expected_again",
 ]
 
@@ -52,38 +53,6 @@ class ResumeMismatch(Exception):
     the stream falls back to replay."""
 
 
-class EventIds:
-    """The SSE ids one stream has seen, to catch a server that answers a
-    ``Last-Event-ID`` by sending again events already delivered (a duplicate
-    or an earlier id): their text would be delivered twice.
-
-    Ids are opaque strings, so only ids seen before are caught, not an order.
-    """
-
-    def __init__(self) -> None:
-        self._seen: set[str] = set()
-        self._current = ""
-
-    def new_connection(self) -> None:
-        """A new connection starts: its first id is checked even if equal to
-        the last one seen."""
-        self._current = ""
-
-    def see(self, event_id: str, *, resumed: bool) -> None:
-        """Record the id an event carries (sticky ids repeat it: ignored).
-
-        :param resumed: the connection was opened with a cursor; an id seen
-            before is then a re-send.
-        :raises ResumeMismatch: a resumed connection re-sent ``event_id``.
-        """
-        if not event_id or event_id == self._current:
-            return
-        self._current = event_id
-        if resumed and event_id in self._seen:
-            raise ResumeMismatch(f"cursor resume sent again event {event_id!r}, which was already delivered")
-        self._seen.add(event_id)
-
-
 class PrefillGuard:
     """Catches a server that ignored a prefill and answered afresh.
 
@@ -94,15 +63,24 @@ class PrefillGuard:
     first character that differs they are released (a true continuation,
     usually at once); when they repeat all of it, or the answer ends in the
     middle of it, the server :attr:`restarted` and the loop treats the
-    connection as a replay (verified, re-sent text dropped).
+    connection as a replay (verified, re-sent text dropped). A true
+    continuation never begins by repeating the answer's own beginning: when
+    the first ``min_match`` characters or more repeat it and then the text
+    differs, the server answered a similar new turn, and the guard raises
+    :class:`ResumeMismatch` (the stream falls back to a replay request).
+
+    Also used on cursor connections that should send nothing again.
 
     :param delivered: the answer text delivered before the cut.
+    :param min_match: characters of the start that may coincide (``0``:
+        any partial repeat is released as a continuation).
     """
 
-    __slots__ = ("_delivered", "_pos", "_held", "active", "restarted")
+    __slots__ = ("_delivered", "_pos", "_held", "_min", "active", "restarted")
 
-    def __init__(self, delivered: str) -> None:
+    def __init__(self, delivered: str, *, min_match: int = 0) -> None:
         self._delivered = delivered
+        self._min = min(min_match, len(delivered)) if min_match else 0
         self._pos = 0
         self._held: list[Event] = []
         #: Still holding events back.
@@ -139,11 +117,26 @@ class PrefillGuard:
         held, self._held = self._held, []
         return held
 
+    def release(self) -> list[Event]:
+        """Stop holding: the events held so far."""
+        self.active = False
+        held, self._held = self._held, []
+        return held
+
     def _match(self, text: str) -> None:
         delivered, pos = self._delivered, self._pos
         size = min(len(text), len(delivered) - pos)
         if not delivered.startswith(text[:size], pos):
             self.active = False
+            if self._min:
+                same = 0
+                while same < size and text[same] == delivered[pos + same]:
+                    same += 1
+                if pos + same >= self._min and delivered[: pos + same].strip():
+                    raise ResumeMismatch(
+                        f"the resumed connection re-sent the first {pos + same} characters of the answer, then "
+                        "differed: the server ignored the resume and answered a new turn"
+                    )
             return
         self._pos = pos + len(text)
         if self._pos >= len(delivered):
@@ -164,18 +157,8 @@ class Expectation:
         return bool(self.text or self.thinking or any(self.tool_arguments.values()) or self.known_tools)
 
 
-@dataclass(frozen=True)
-class Mark:
-    """Lengths of what was delivered when the cursor last moved: a cursor
-    resume sends again only what came after."""
-
-    text: int = 0
-    thinking: int = 0
-    tools: Mapping[int, int] = field(default_factory=dict)
-
-
 def expected_again(
-    strategy: str, held: str, mark: Mark, *, text: str, thinking: str,
+    strategy: str, held: str, mark: Position, *, text: str, thinking: str,
     tool_args: dict[int, str], tool_names: Mapping[int, str | None],
 ) -> Expectation:
     """What a connection resumed by ``strategy`` sends again before anything
@@ -225,6 +208,21 @@ class ResendFilter:
         self.expected_chars = len(self._text) + len(self._thinking) + sum(map(len, self._tools.values()))
         #: False once the filter has nothing left to do.
         self.active = True
+
+    @property
+    def checking(self) -> bool:
+        """Still dropping (and checking) text the server sends again."""
+        return self.active and self._checking
+
+    @property
+    def expects_text(self) -> bool:
+        """The connection should send answer text again first."""
+        return bool(self._text)
+
+    def position(self) -> Position:
+        """How far the server has re-sent, per channel, counted from the
+        start of what it was expected to send again."""
+        return Position(self._text_pos, self._thinking_pos, {i: p for i, p in self._tool_pos.items() if p})
 
     def feed(self, event: Event) -> list[Event]:
         """The events to deliver for ``event`` (often none while re-sending)."""
