@@ -13,10 +13,17 @@ from typing import Any, Iterator, Mapping, Protocol
 
 from .exceptions import UsageError
 
-__all__ = ["Timeout", "HTTPRequest", "Response", "Transport", "SECRET_HEADERS"]
+__all__ = ["Timeout", "HTTPRequest", "Response", "Transport", "SECRET_HEADERS", "utf8_header"]
 
 #: Header names whose values are credentials (never shown in a repr).
 SECRET_HEADERS = frozenset({"authorization", "x-api-key", "api-key", "proxy-authorization", "cookie"})
+
+
+def utf8_header(value: str) -> str:
+    """``value`` as a header value that goes on the wire as its UTF-8 bytes
+    (how browsers send ``Last-Event-ID``): HTTP libraries encode ``str``
+    header values as Latin-1, so each UTF-8 byte becomes one character."""
+    return value if value.isascii() else value.encode("utf-8", "surrogatepass").decode("latin-1")
 
 
 @dataclass(frozen=True)

@@ -31,6 +31,8 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
+from ._status import rule
+
 __all__ = [
     "HolySSEError",
     "TransportError",
@@ -152,7 +154,7 @@ class HTTPStatusError(HolySSEError):
             retry_after=retry_after,
             **attrs,
         )
-        self.retryable = status_code in (408, 409, 429) or status_code >= 500
+        self.retryable = rule(status_code).retry
 
 
 class AuthenticationError(HTTPStatusError):

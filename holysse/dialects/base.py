@@ -16,7 +16,7 @@ from urllib.parse import urlencode
 
 from ..events import Event
 from ..exceptions import HTTPStatusError, ProtocolError, UsageError
-from .._types import HTTPRequest
+from .._types import HTTPRequest, utf8_header
 from ..wire import ServerSentEvent
 from .profiles import ProviderProfile
 
@@ -186,8 +186,9 @@ def streaming_post(
 
 
 def with_last_event_id(original: HTTPRequest, state: ResumeState) -> HTTPRequest:
-    """``original`` sent again with ``Last-Event-ID``: the SSE cursor resume."""
-    return original.replace(headers={"Last-Event-ID": str(state.cursor)})
+    """``original`` sent again with ``Last-Event-ID``: the SSE cursor resume.
+    An id beyond ASCII is sent as its UTF-8 bytes, as browsers do."""
+    return original.replace(headers={"Last-Event-ID": utf8_header(str(state.cursor))})
 
 
 def event_json(data: str) -> dict[str, Any]:

@@ -118,6 +118,15 @@ class ChatParser:
         parser._tool_index, parser._tool_id = self._tool_index, self._tool_id
         return parser
 
+    def checkpoint_state(self) -> dict[str, Any]:
+        """What :meth:`restore_state` needs to continue by cursor elsewhere."""
+        return {"tool_index": self._tool_index, "tool_id": self._tool_id}
+
+    def restore_state(self, state: dict[str, Any]) -> None:
+        """Continue from :meth:`checkpoint_state` (taken in another process)."""
+        self._tool_index = int(state.get("tool_index", -1))
+        self._tool_id = state.get("tool_id")
+
     def _delta_events(self, delta: dict[str, Any], events: list[Event]) -> None:
         content = delta.get("content")
         if content and type(content) is str:
