@@ -79,12 +79,12 @@ class AnthropicParser:
 
     def checkpoint_state(self) -> dict[str, Any]:
         """What :meth:`restore_state` needs to continue by cursor elsewhere."""
-        return {"tools": [[block, number] for block, number in list(self._tools.items())], "message": self.generation}
+        return {"tools": [[block, number] for block, number in list(self._tools.items())], "message": self.response_id}
 
     def restore_state(self, state: dict[str, Any]) -> None:
         """Continue from :meth:`checkpoint_state` (taken in another process)."""
         self._tools = {int(block): int(number) for block, number in state.get("tools") or ()}
-        self.generation = state.get("message")
+        self.response_id = state.get("message")
 
     def feed(self, sse: ServerSentEvent) -> list[Event]:
         obj = event_json(sse.data)

@@ -85,13 +85,13 @@ class ResponsesParser:
     def checkpoint_state(self) -> dict[str, Any]:
         """What :meth:`restore_state` needs to continue by cursor elsewhere."""
         calls = [[key[1], number] if isinstance(key, tuple) else [key, number] for key, number in list(self._calls.items())]
-        return {"response_id": self._response_id, "background": self._background, "sequence": self._sequence,
+        return {"response_id": self.response_id, "background": self._background, "sequence": self._sequence,
                 "calls": [[isinstance(key, tuple), *pair] for key, pair in zip(list(self._calls), calls)],
                 "call_count": self._call_count}
 
     def restore_state(self, state: dict[str, Any]) -> None:
         """Continue from :meth:`checkpoint_state` (taken in another process)."""
-        self._response_id = self.generation = state.get("response_id")
+        self.response_id = state.get("response_id")
         self._background = bool(state.get("background"))
         sequence = state.get("sequence")
         self._sequence = sequence if isinstance(sequence, int) else None
