@@ -7,7 +7,9 @@ server thread's work is not counted) for:
 - floor: requests + ``raw.read1`` + split on blank lines + ``json.loads``
 - sseclient-py alone (``SSEClient(response.iter_content(...)).events()`` + ``json.loads``)
 - holysse, the full path (decoder, dialect, resume bookkeeping, accumulator, events)
-- the openai SDK, when installed
+- holysse.openai, the drop-in (the full path plus a ``ChatCompletionChunk`` per
+  event: openai's own pydantic type when openai is installed)
+- the openai SDK it replaces, when installed
 
 with ratios to the floor. Two body shapes: one HTTP chunk per event (what LLM
 servers send) and 64 KiB chunks (a fast proxy coalescing events).
@@ -156,6 +158,23 @@ def make_holysse(url: str) -> Callable[[str], int]:
     return run
 
 
+def make_dropin(url: str) -> Callable[[str], int]:
+    import holysse.openai
+
+    client = holysse.openai.OpenAI(api_key="bench", base_url=url, max_retries=0)
+
+    def run(_: str) -> int:
+        count = 0
+        stream = client.chat.completions.create(
+            model="gpt-4.1", messages=[{"role": "user", "content": "hi"}], stream=True
+        )
+        for _chunk in stream:
+            count += 1
+        return count
+
+    return run
+
+
 def make_openai(url: str) -> Callable[[str], int] | None:
     try:
         import openai
@@ -209,6 +228,7 @@ def main() -> None:
                 ("floor (requests+read1+split+json)", run_floor),
                 ("sseclient-py alone", run_sseclient),
                 ("holysse full path", make_holysse(server.url)),
+                ("holysse.openai drop-in", make_dropin(server.url)),
                 ("openai SDK", make_openai(server.url)),
             ]
             print(f"\n{shape}:")
@@ -221,6 +241,9 @@ def main() -> None:
                     continue
                 us = best[name]
                 print(f"  {name:<36} {us:7.2f} µs/event   {us / floor:5.2f}x floor")
+            if "openai SDK" in best:
+                ratio = best["openai SDK"] / best["holysse.openai drop-in"]
+                print(f"  the drop-in costs 1/{ratio:.1f} of the openai SDK's CPU per event")
 
 
 if __name__ == "__main__":
