@@ -19,6 +19,7 @@ carry the text received so far in ``partial``, so nothing is ever lost::
      ├─ RelayError              the browser relay refused a request; ``status`` is the HTTP answer
      │   ├─ StreamNotFound      404: no such relayed stream (never existed, expired or evicted)
      │   ├─ StreamForbidden     403: the stream belongs to another user or session
+     │   ├─ LeaseLost           409: another process took over this stream's pump
      │   └─ StoreUnavailable    503: the stream store (Redis) failed or did not answer in time
      │       └─ StoreFull       503: a :class:`MemoryStore` limit (bytes, streams) is reached
      └─ UsageError              the caller misused the API (also a :class:`RuntimeError`)
@@ -50,6 +51,7 @@ __all__ = [
     "RelayError",
     "StreamNotFound",
     "StreamForbidden",
+    "LeaseLost",
     "StoreUnavailable",
     "StoreFull",
     "UsageError",
@@ -241,6 +243,14 @@ class StreamForbidden(RelayError):
     """The relayed stream was started by another user or session."""
 
     status = 403
+
+
+class LeaseLost(RelayError):
+    """A relay pump wrote to a stream whose lease another process holds (it
+    took the stream over after this one stopped renewing it); this pump
+    stops, the other one continues the answer."""
+
+    status = 409
 
 
 class StoreUnavailable(RelayError):

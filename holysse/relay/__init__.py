@@ -31,7 +31,8 @@ from .core import Relay
 from .redis_store import RedisStore
 from .http import Endpoints, Reply, chat_request, script
 from .sse import SSE_HEADERS, EventStream
-from .store import TERMINAL_EVENTS, Entry, MemoryStore, StreamInfo, StreamStore
+from .memory_store import MemoryStore
+from .store import TERMINAL_EVENTS, Entry, StreamInfo, StreamStore
 from .wsgi import RelayApp
 
 __all__ = [

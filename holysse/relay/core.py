@@ -1,38 +1,40 @@
 """The relay's producer side: :class:`Relay` starts upstream streams and
 pumps them into a store.
 
-:meth:`Relay.start` opens a :class:`holysse.Stream` and a pump thread that
-reads it into the store, event by event, so the answer keeps being
-produced while the browser is away. One reaper thread per process watches
-the pumps it runs: it records that they are alive, and closes the upstream
-stream (its socket, so tokens stop being paid) of any stream nobody has
-listened to for ``grace`` seconds, or that someone cancelled from any
-worker. :meth:`Relay.open` hands a browser connection the
-:class:`~holysse.relay.sse.EventStream` that re-serves a stream.
+:meth:`Relay.start` opens a :class:`holysse.Stream` and a
+:class:`~holysse.relay.pump.Pump` that reads it into the store, event by
+event, under a lease, so the answer keeps being produced while the browser
+is away. A reaper thread per process (:mod:`~holysse.relay.reaper`) renews
+the leases of the pumps it runs, cancels the ones nobody listened to for
+``grace`` seconds or that someone stopped from any worker, and takes over
+the streams of other processes whose lease expired (they died or hung).
+:meth:`Relay.open` hands a browser connection the
+:class:`~holysse.relay.sse.EventStream` that re-serves a stream;
+:meth:`Relay.follow` gives Python code the same stream as typed events.
 """
 
 from __future__ import annotations
 
 import hmac
-import json
 import logging
+import os
 import re
 import secrets
+import socket
 import threading
 import time
 from typing import Any
 
-from .. import Client, Event, Reconnecting, Reset, Resumed, Stream, TextDelta, ThinkingDelta, ToolCallDelta, Usage
-from ..exceptions import (
-    HolySSEError,
-    StoreUnavailable,
-    StreamClosed,
-    StreamForbidden,
-    StreamNotFound,
-    UsageError,
-)
+from .. import Client, Event
+from ..exceptions import HolySSEError, StreamForbidden, StreamNotFound, UsageError
+from . import links, takeover
+from .follow import Follower
+from .memory_store import MemoryStore
+from .pump import Pump
+from .reaper import Reaper
 from .sse import EventStream
-from .store import MemoryStore, StreamStore
+from .store import Entry, StreamStore
+from .wire_events import to_wire
 
 __all__ = ["Relay"]
 
@@ -40,22 +42,6 @@ logger = logging.getLogger(__name__)
 
 _STREAM_ID = re.compile(r"[A-Za-z0-9_-]{16,64}")
 _JOIN_BUDGET = 2.0
-
-
-class _Pump:
-    """One upstream stream being read into the store, on its own thread."""
-
-    def __init__(self, stream_id: str, stream: Stream) -> None:
-        self.stream_id = stream_id
-        self.stream = stream
-        self.cancel_reason: str | None = None
-        self.thread: threading.Thread | None = None
-
-    def cancel(self, reason: str) -> None:
-        if self.cancel_reason is None:
-            self.cancel_reason = reason
-            logger.info("Cancelling upstream of stream %s: %s", self.stream_id[:8], reason)
-        self.stream.close()
 
 
 class Relay:
@@ -92,6 +78,16 @@ class Relay:
         browsers, or ``None``.
     :param expose_errors: send upstream error messages to the browser
         (default: only the error's type; the message may name internal hosts).
+    :param lease: seconds a pump's lease lasts without renewal (the reaper
+        renews it every ``poll`` seconds). When a process dies or hangs, its
+        streams are taken over by another process of the relay within
+        ``lease + poll`` seconds (with a store shared between processes).
+    :param secret: the key that signs read links (:meth:`link`), e.g. the
+        app's secret key; every worker must have the same one.
+    :param inline: let the browser connection that follows a stream pumped
+        by this process drive the pump in its own thread (one thread woken
+        per event instead of two). It sends no keep-alive comment while the
+        upstream is silent; ``False`` keeps every pump on a thread of its own.
     """
 
     def __init__(
@@ -105,9 +101,15 @@ class Relay:
         producer_timeout: float = 30.0,
         retry_ms: int | None = 1000,
         expose_errors: bool = False,
+        lease: float = 10.0,
+        secret: str | bytes | None = None,
+        inline: bool = True,
     ) -> None:
-        if min(keepalive, grace, poll, producer_timeout) <= 0:
-            raise ValueError("keepalive, grace, poll and producer_timeout must be positive.")
+        if min(keepalive, grace, poll, producer_timeout, lease) <= 0:
+            raise ValueError("keepalive, grace, poll, producer_timeout and lease must be positive.")
+        if lease <= 2 * poll:
+            raise ValueError(f"lease ({lease:g} s) must be longer than two polls ({poll:g} s each): the reaper "
+                             "renews it every poll.")
         self.client = client
         self.store: StreamStore = store if store is not None else MemoryStore()
         self.keepalive = keepalive
@@ -116,10 +118,16 @@ class Relay:
         self.producer_timeout = producer_timeout
         self.retry_ms = retry_ms
         self.expose_errors = expose_errors
+        self.lease = lease
+        self.inline = inline
+        self._secret = secret.encode("utf-8") if isinstance(secret, str) else secret
+        #: Whether other processes share the store (then streams can be taken over).
+        self.shared = bool(getattr(self.store, "shared", False))
         self._lock = threading.Lock()
-        self._pumps: dict[str, _Pump] = {}
-        self._reaper: threading.Thread | None = None
+        self._pumps: dict[str, Pump] = {}
+        self._reaper = Reaper(self)
         self._closing = threading.Event()
+        self._where = f"{socket.gethostname()}:{os.getpid()}"
 
     def __repr__(self) -> str:
         return f"<holysse.relay.Relay store={self.store!r} pumps={len(self._pumps)}>"
@@ -141,20 +149,74 @@ class Relay:
             raise UsageError("This Relay is closed; create a new one.")
         stream = self.client.stream(**request)
         stream_id = secrets.token_urlsafe(24)
+        stored = takeover.request_json(request) if self.shared else None
+        holder = self._holder()
         try:
-            self.store.create(stream_id, owner)
+            self.store.create(stream_id, owner, request=stored)
+            self.store.claim(stream_id, holder, self.lease)
         except BaseException:
             stream.close()
             raise
-        pump = _Pump(stream_id, stream)
-        pump.thread = threading.Thread(target=self._run_pump, args=(pump,), name=f"holysse-pump-{stream_id[:8]}",
-                                       daemon=True)
-        with self._lock:
-            self._pumps[stream_id] = pump
-            self._ensure_reaper_locked()
-        pump.thread.start()
+        self._run(Pump(self, stream_id, stream, holder, checkpoints=stored is not None))
         logger.debug("Started stream %s", stream_id[:8])
         return stream_id
+
+    def _holder(self) -> str:
+        """A new lease holder id: ``host:pid:random`` (who pumps a stream is
+        in :attr:`StreamInfo.holder <holysse.relay.store.StreamInfo.holder>`)."""
+        return f"{self._where}:{secrets.token_hex(4)}"
+
+    def _run(self, pump: Pump) -> None:
+        with self._lock:
+            self._pumps[pump.stream_id] = pump
+        self._reaper.ensure()
+        pump.start()
+
+    def pump(self, stream_id: str) -> Pump | None:
+        """The pump of ``stream_id`` if this process runs it."""
+        return self._pumps.get(stream_id)
+
+    def forget(self, pump: Pump) -> None:
+        """Called by a pump that ended."""
+        with self._lock:
+            if self._pumps.get(pump.stream_id) is pump:
+                del self._pumps[pump.stream_id]
+
+    def adopt(self, stream_id: str) -> bool:
+        """Take over a stream whose pump's lease expired (its process died or
+        hung): claim the lease, rebuild the upstream stream from the stored
+        request and continuation state, and pump it here.
+
+        :returns: whether this process pumps the stream now.
+        """
+        if self._closing.is_set() or stream_id in self._pumps or not self.shared or not takeover.supported():
+            return False
+        holder = self._holder()
+        try:
+            if not self.store.claim(stream_id, holder, self.lease):
+                return False
+        except HolySSEError as exc:
+            logger.warning("Could not claim stream %s: %s", stream_id[:8], exc)
+            return False
+        try:
+            request, state = self.store.resumable(stream_id)
+            if request is None:
+                raise UsageError("it was started without a stored request")
+            entries = self._entries(stream_id)
+            stream = takeover.resume(self.client, request, state, entries)
+        except (HolySSEError, ValueError) as exc:
+            logger.warning("Cannot take over stream %s: %s", stream_id[:8], exc)
+            self.store.release(stream_id, holder)
+            return False
+        logger.info("Taking over stream %s after %d events (its pump's lease expired)", stream_id[:8], len(entries))
+        self._run(Pump(self, stream_id, stream, holder, checkpoints=True))
+        return True
+
+    def _entries(self, stream_id: str) -> list[Entry]:
+        entries: list[Entry] = []
+        while batch := self.store.read(stream_id, entries[-1].id if entries else "", 0):
+            entries += batch
+        return entries
 
     def stop(self, stream_id: str, *, owner: str | None = None) -> None:
         """Cancel a stream's upstream, wherever its pump runs (within
@@ -166,26 +228,61 @@ class Relay:
         """
         self.check_owner(stream_id, owner)
         self.store.cancel(stream_id)
-        with self._lock:
-            pump = self._pumps.get(stream_id)
+        pump = self._pumps.get(stream_id)
         if pump is not None:
             pump.cancel("stopped by the user")
 
-    def check_owner(self, stream_id: str, owner: str | None) -> bool:
-        """Check that ``owner`` may read ``stream_id``.
+    def check_owner(self, stream_id: str, owner: str | None, token: str | None = None) -> bool:
+        """Check that ``owner``, or the holder of the read link ``token``,
+        may read ``stream_id``.
 
         :returns: whether the stream has ended.
         :raises StreamNotFound: malformed or unknown id.
-        :raises StreamForbidden: the stream is bound to another owner.
+        :raises StreamForbidden: the stream is bound to another owner, and
+            ``token`` is not a valid link for it (or has expired).
         """
         if not _STREAM_ID.fullmatch(stream_id):
             raise StreamNotFound("Malformed stream id.")
         info = self.store.info(stream_id)
         if info.owner is not None and (owner is None or not _same(info.owner, owner)):
-            raise StreamForbidden("This stream belongs to another session; start your own.")
+            if not token:
+                raise StreamForbidden("This stream belongs to another session; start your own.")
+            if self._secret is None:
+                raise StreamForbidden("This relay has no secret, so it accepts no read links.")
+            links.verify(self._secret, stream_id, token, time.time())
         return info.ended
 
-    def open(self, stream_id: str, *, owner: str | None = None, last_event_id: str = "") -> EventStream:
+    def link(self, stream_id: str, *, expires_in: float = 3600.0) -> str:
+        """A read link token for ``stream_id``: whoever holds it may follow
+        the stream (``GET {base}/streams/{id}?token=...``, or
+        ``HolySSE.follow(id, {token})``) for ``expires_in`` seconds, but not
+        stop it. Signed with ``secret`` (HMAC-SHA256).
+
+        :raises UsageError: the relay has no ``secret``.
+        """
+        if self._secret is None:
+            raise UsageError("Give the Relay a secret= (e.g. the app's secret key) to sign read links.")
+        return links.sign(self._secret, stream_id, time.time() + expires_in)
+
+    def follow(self, stream_id: str, *, after: str = "", owner: str | None = None, token: str | None = None,
+               timeout: float | None = None) -> Follower:
+        """Read a relayed stream from Python (a script, a Celery task, a
+        notebook cell) as the typed events :meth:`holysse.Client.stream`
+        yields, from the start or after the id ``after``.
+        :attr:`Follower.last_id` is the id to pass as ``after`` to continue
+        after a restart.
+
+        :param timeout: seconds without any new event after which the reader
+            gives up with :class:`~holysse.ReadTimeout` (``None``: wait while
+            the stream's producer is alive).
+        :raises StreamNotFound: no such stream.
+        :raises StreamForbidden: ``owner`` (or ``token``) may not read it.
+        """
+        self.check_owner(stream_id, owner, token)
+        return Follower(self, stream_id, after, timeout)
+
+    def open(self, stream_id: str, *, owner: str | None = None, last_event_id: str = "",
+             token: str | None = None) -> EventStream:
         """The event stream a browser connection reads: every event after
         ``last_event_id`` (all of them when empty), then the new ones as they
         come. A WSGI application too.
@@ -195,7 +292,9 @@ class Relay:
         :raises RelayError: ``last_event_id`` is not an id of this stream (400).
         :raises StoreUnavailable: the store failed.
         """
-        ended = self.check_owner(stream_id, owner)
+        ended = self.check_owner(stream_id, owner, token)
+        if self.shared:
+            self._reaper.ensure()  # this worker may take streams over from now on
         pending = self.store.read(stream_id, last_event_id, 0) if ended or last_event_id else []
         finished = ended and not pending  # the browser has everything: 204 tells EventSource to stop
         return EventStream(self, stream_id, last_event_id, pending, finished=finished)
@@ -211,13 +310,17 @@ class Relay:
         self._closing.set()
         with self._lock:
             pumps = list(self._pumps.values())
-            reaper = self._reaper
         for pump in pumps:
             pump.cancel("the relay is closing")
         deadline = time.monotonic() + _JOIN_BUDGET
-        for thread in [p.thread for p in pumps] + [reaper]:
-            if thread is not None:
-                thread.join(max(0.0, deadline - time.monotonic()))
+        for pump in pumps:
+            pump.done.wait(max(0.0, deadline - time.monotonic()))
+        self._reaper.join(max(0.0, deadline - time.monotonic()))
+
+    def pumps(self) -> list[Pump]:
+        """The pumps this process runs now."""
+        with self._lock:
+            return list(self._pumps.values())
 
     def __enter__(self) -> Relay:
         return self
@@ -225,114 +328,13 @@ class Relay:
     def __exit__(self, *exc_info: object) -> None:
         self.close()
 
-    # -- the pump ---------------------------------------------------------------------
-
-    def _run_pump(self, pump: _Pump) -> None:
-        store, stream_id = self.store, pump.stream_id
-        try:
-            for event in pump.stream:
-                item = self.to_wire(event)
-                if item is not None:
-                    store.append(stream_id, *item)
-            store.append(stream_id, "finish", _json({"reason": pump.stream.finish_reason,
-                                                     "usage": _usage(pump.stream.usage)}))
-        except StoreUnavailable as exc:
-            logger.error("Stream %s stopped: the store failed: %s", stream_id[:8], exc)
-        except StreamNotFound:
-            logger.warning("Stream %s was evicted or expired while it was produced", stream_id[:8])
-        except BaseException as exc:
-            self._fail(pump, exc)
-        finally:
-            pump.stream.close()
-            with self._lock:
-                self._pumps.pop(stream_id, None)
-
-    def _fail(self, pump: _Pump, exc: BaseException) -> None:
-        if isinstance(exc, StreamClosed) and pump.cancel_reason is not None:
-            error, message = "cancelled", f"The answer was cancelled: {pump.cancel_reason}."
-        elif isinstance(exc, HolySSEError):
-            error = type(exc).__name__
-            message = str(exc) if self.expose_errors else "The answer could not be completed."
-            logger.warning("Stream %s failed: %s", pump.stream_id[:8], exc)
-        else:
-            error, message = "internal", "The answer could not be completed."
-            logger.error("Stream %s failed", pump.stream_id[:8], exc_info=exc)
-        try:
-            self.store.append(pump.stream_id, "failed", _json({"error": error, "message": message}))
-        except HolySSEError as store_error:
-            logger.error("Stream %s: could not record its failure: %s", pump.stream_id[:8], store_error)
-
     def to_wire(self, event: Event) -> tuple[str, str] | None:
         """The SSE event name and JSON data sent to browsers for ``event``,
-        or ``None`` for events not relayed (:class:`~holysse.Finished`: its
-        reason travels in the final ``finish`` event)."""
-        kind = type(event)
-        if kind is TextDelta:
-            return "text", _json({"text": event.text})
-        if kind is ThinkingDelta:
-            return "thinking", _json({"text": event.thinking})  # type: ignore[union-attr]
-        if kind is ToolCallDelta:
-            return "tool", _json({"index": event.index, "id": event.id, "name": event.name,  # type: ignore[union-attr]
-                                  "arguments": event.arguments})  # type: ignore[union-attr]
-        if kind is Usage:
-            return "usage", _json(_usage(event))  # type: ignore[arg-type]
-        if kind is Reset:
-            return "reset", _json({"reason": "the model's answer changed; showing it from the start"})
-        if kind is Reconnecting:
-            return "upstream", _json({"state": "reconnecting", "attempt": event.attempt,  # type: ignore[union-attr]
-                                      "delay": event.delay})  # type: ignore[union-attr]
-        if kind is Resumed:
-            return "upstream", _json({"state": "resumed", "strategy": event.strategy,  # type: ignore[union-attr]
-                                      "attempt": event.attempt})  # type: ignore[union-attr]
-        return None
-
-    # -- the reaper -------------------------------------------------------------------
-
-    def _ensure_reaper_locked(self) -> None:
-        if self._reaper is None or not self._reaper.is_alive():
-            self._reaper = threading.Thread(target=self._reap, name="holysse-relay-reaper", daemon=True)
-            self._reaper.start()
-
-    def _reap(self) -> None:
-        """Every ``poll`` seconds: heartbeat each local pump, cancel the ones
-        cancelled elsewhere or unheard for ``grace`` seconds. Ends when no
-        pump is left."""
-        while not self._closing.wait(self.poll):
-            with self._lock:
-                pumps = list(self._pumps.values())
-                if not pumps:
-                    self._reaper = None
-                    return
-            for pump in pumps:
-                self._check(pump)
-
-    def _check(self, pump: _Pump) -> None:
-        try:
-            self.store.touch(pump.stream_id, "producer")
-            info = self.store.info(pump.stream_id)
-        except StreamNotFound:
-            pump.cancel("the stream expired or was evicted from the store")
-            return
-        except HolySSEError as exc:  # the store failed: the pump's next append will tell
-            logger.warning("Heartbeat of stream %s failed: %s", pump.stream_id[:8], exc)
-            return
-        if info.cancelled:
-            pump.cancel("stopped by the user")
-        elif time.time() - info.listener_seen > self.grace:
-            pump.cancel(f"nobody listened for {self.grace:g} s")
+        or ``None`` for events not relayed (see
+        :func:`~holysse.relay.wire_events.to_wire`)."""
+        return to_wire(event)
 
 
 def _same(owner: str, claimed: str) -> bool:
     """Constant-time comparison (of UTF-8 bytes: ``compare_digest`` refuses non-ASCII ``str``)."""
     return hmac.compare_digest(owner.encode("utf-8"), claimed.encode("utf-8"))
-
-
-_json = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
-
-
-def _usage(usage: Usage | None) -> dict[str, Any] | None:
-    if usage is None:
-        return None
-    return {"input_tokens": usage.input_tokens, "output_tokens": usage.output_tokens,
-            "total_tokens": usage.total_tokens}
-

@@ -10,10 +10,20 @@ output cannot add a line, a field or an event). Between events it sends a
 ``: keep-alive`` comment every ``keepalive`` seconds, records every ``poll``
 seconds that someone listens, and ends after the terminal event, when the
 stream disappears, or when its producer has shown no life for
-``producer_timeout`` seconds (then with a ``failed`` event).
+``producer_timeout`` seconds and cannot be taken over (then with a
+``failed`` event). When the stream's producer lease has expired (its
+process died or hung), the connection takes the stream over
+(:meth:`Relay.adopt <holysse.relay.core.Relay.adopt>`).
+
+When this process pumps the stream, the first connection that is caught up
+drives the pump itself (:meth:`Pump.drive
+<holysse.relay.pump.Pump.drive>`): each upstream event is then stored and
+sent by one thread. While it waits on a silent upstream, that connection
+sends no keep-alive comments (the reaper still records it as a listener).
 
 Frameworks close the generator when the browser goes away (WSGI
-``close()``), which ends it at once.
+``close()``), which ends it at once; a pump it drove goes on in a thread of
+its own.
 """
 
 from __future__ import annotations
@@ -21,6 +31,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+from contextlib import closing
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator
 
 from ..exceptions import StoreUnavailable, StreamNotFound
@@ -29,6 +40,7 @@ from .store import TERMINAL_EVENTS, Entry
 
 if TYPE_CHECKING:
     from .core import Relay
+    from .pump import Pump
 
 __all__ = ["EventStream", "SSE_HEADERS"]
 
@@ -83,19 +95,38 @@ class EventStream:
         yield head + b": holysse relay\n\n" + body
         if ended:
             return
+        pump = self._relay.pump(stream_id) if relay.inline else None
+        if pump is not None and not pump.want():
+            pump = None
+        try:
+            yield from self._follow(pump)
+        finally:
+            if pump is not None:
+                pump.give_back()  # no-op once it drove the pump to the end
+
+    def _follow(self, pump: Pump | None) -> Iterator[bytes]:
+        relay, store, stream_id = self._relay, self._relay.store, self.stream_id
         clock = time.monotonic
         last_write = last_beat = clock()
         wait = min(relay.poll, relay.keepalive)
         if not self._beat():
             return
         while not relay.closing:
-            try:
-                entries = store.read(stream_id, self._after, wait)
-            except StreamNotFound:
-                return
-            except StoreUnavailable as exc:
-                logger.warning("Stream %s: the store failed; ending this connection: %s", stream_id[:8], exc)
-                return
+            entries = []
+            if pump is not None:  # the pump parks after its next event; then this thread drives it
+                if pump.wait_parked(wait) and pump.take():
+                    yield from self._drive(pump)
+                    return
+                if pump.done.is_set():
+                    pump = None
+            else:
+                try:
+                    entries = store.read(stream_id, self._after, wait)
+                except StreamNotFound:
+                    return
+                except StoreUnavailable as exc:
+                    logger.warning("Stream %s: the store failed; ending this connection: %s", stream_id[:8], exc)
+                    return
             now = clock()
             if entries:
                 body, ended = self._frame(entries)
@@ -115,6 +146,22 @@ class EventStream:
                 yield _KEEPALIVE
                 last_write = now
 
+    def _drive(self, pump: Pump) -> Iterator[bytes]:
+        """Send what the store has after this connection's position (the
+        parked pump wrote it), then drive the pump here."""
+        store = self._relay.store
+        while entries := store.read(self.stream_id, self._after, 0):
+            body, ended = self._frame(entries)
+            yield body
+            if ended:
+                return
+        with closing(pump.drive()) as written:
+            for entry in written:
+                body, ended = self._frame([entry])
+                yield body
+                if ended:
+                    return
+
     def _frame(self, entries: list[Entry]) -> tuple[bytes, bool]:
         """SSE bytes for ``entries`` up to a terminal one; whether there was one."""
         parts = []
@@ -132,14 +179,18 @@ class EventStream:
             gone, or the store failed: the browser reconnects), ``None`` when
             the producer is lost.
         """
-        store = self._relay.store
+        relay, store = self._relay, self._relay.store
         try:
             store.touch(self.stream_id, "listener")
             info = store.info(self.stream_id)
         except (StreamNotFound, StoreUnavailable) as exc:
             logger.info("Stream %s: ending this connection: %s", self.stream_id[:8], exc)
             return False
-        if not info.ended and time.time() - info.producer_seen > self._relay.producer_timeout:
+        if info.ended or info.holder is not None:
+            return True
+        if relay.adopt(self.stream_id):  # the lease expired: its pump died or hung
+            return True
+        if time.time() - info.producer_seen > relay.producer_timeout:
             return None
         return True
 
