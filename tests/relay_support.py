@@ -257,3 +257,8 @@ def redis_server() -> Iterator[str]:
 
 def python() -> str:
     return sys.executable
+
+
+def text_of_entries(entries: list[Any]) -> str:
+    """The answer text carried by stored ``text`` entries."""
+    return "".join(json.loads(e.data)["text"] for e in entries if e.event == "text")

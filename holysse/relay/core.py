@@ -189,7 +189,7 @@ class Relay:
 
         :returns: whether this process pumps the stream now.
         """
-        if self._closing.is_set() or stream_id in self._pumps or not self.shared or not takeover.supported():
+        if self._closing.is_set() or stream_id in self._pumps or not self.shared:
             return False
         holder = self._holder()
         try:

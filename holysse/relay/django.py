@@ -81,7 +81,7 @@ def relay_urls(
         if request.method == "DELETE":
             return _response(endpoints.stop(stream_id, owner(request)))
         reply = endpoints.follow(stream_id, owner(request), request.headers.get("Last-Event-ID"),
-                                 request.GET.get("last_event_id"))
+                                 request.GET.get("last_event_id"), request.GET.get("token"))
         return _response(reply)
 
     def script(request: HttpRequest) -> HttpResponseBase:

@@ -81,7 +81,7 @@ def relay_blueprint(
         if request.method == "DELETE":
             return _response(endpoints.stop(stream_id, owner()))
         reply = endpoints.follow(stream_id, owner(), request.headers.get("Last-Event-ID"),
-                                 request.args.get("last_event_id"))
+                                 request.args.get("last_event_id"), request.args.get("token"))
         return _response(reply)
 
     @blueprint.get("/holysse.js")

@@ -6,7 +6,9 @@ given what every framework can extract (body bytes, headers, the owner):
 - ``POST {base}/streams`` with a JSON body: start a stream, answer
   ``201 {"id": ...}``;
 - ``GET {base}/streams/{id}``: follow it (``text/event-stream``),
-  resuming after ``Last-Event-ID`` (or ``?last_event_id=``);
+  resuming after ``Last-Event-ID`` (or ``?last_event_id=``); the owner, or
+  anyone with a signed read link (``?token=``, :meth:`Relay.link
+  <holysse.relay.core.Relay.link>`);
 - ``DELETE {base}/streams/{id}``: stop it;
 - ``GET {base}/holysse.js``: the client script.
 
@@ -153,7 +155,8 @@ class Endpoints:
         return payload
 
     def follow(
-        self, stream_id: str, owner: str | None, last_event_id: str | None, query_last_id: str | None = None
+        self, stream_id: str, owner: str | None, last_event_id: str | None, query_last_id: str | None = None,
+        token: str | None = None,
     ) -> Reply:
         """``GET {base}/streams/{id}``: the event stream (200), 204 when the
         browser already has all of a finished stream, or an error.
@@ -161,10 +164,11 @@ class Endpoints:
         :param last_event_id: the ``Last-Event-ID`` header (wins).
         :param query_last_id: ``?last_event_id=``, sent by a new
             ``EventSource`` (which cannot send the header).
+        :param token: ``?token=``, a signed read link.
         """
         after = (last_event_id or query_last_id or "").strip()
         try:
-            events = self.relay.open(stream_id, owner=owner, last_event_id=after)
+            events = self.relay.open(stream_id, owner=owner, last_event_id=after, token=token)
         except HolySSEError as exc:
             return error_reply(exc)
         return Reply(events.status, events.headers, iter(events))  # a generator: close() ends it

@@ -60,10 +60,12 @@ end
 return id
 """
 
-# KEYS: meta, lease, resume, log. ARGV: holder, lease ms, now, ttl ms. 1: held by holder now; 0: not.
+# KEYS: meta, lease, resume, log. ARGV: holder, lease ms, now, ttl ms.
+# 1: held by holder now; 0: held by another, or ended; -1: no such stream.
 _CLAIM = """
 local ended = redis.call('HGET', KEYS[1], 'ended')
-if not ended or ended == '1' then return 0 end
+if not ended then return -1 end
+if ended == '1' then return 0 end
 local holder = redis.call('GET', KEYS[2])
 if holder and holder ~= ARGV[1] then return 0 end
 redis.call('SET', KEYS[2], ARGV[1], 'PX', ARGV[2])
@@ -238,6 +240,8 @@ class RedisStore:
         lease_ms = max(1, int(ttl * 1000))
         held = self._call("claim a lease", lambda: self._scripts["claim"](
             keys=[meta, lease, resume, log], args=[holder, lease_ms, repr(time.time()), self._ttl_ms]))
+        if held == -1:
+            raise StreamNotFound(f"No stream {stream_id!r}: it never existed or expired.")
         if held:
             until = time.time() + ttl
 
@@ -248,7 +252,7 @@ class RedisStore:
                 pipe.execute()
 
             self._call("index a lease", index)
-        return bool(held)
+        return held == 1
 
     def _forget_lease(self, stream_id: str) -> None:
         self._call("forget a lease", lambda: self._redis.zrem(self._leases, stream_id))

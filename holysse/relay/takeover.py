@@ -102,7 +102,7 @@ def resume(client: Client, request: str, state: str | None, entries: list[Entry]
         fresh: Stream = client.stream(**json.loads(request))
         return fresh
     checkpoint_type = getattr(holysse, "Checkpoint", None)
-    if checkpoint_type is None:
+    if checkpoint_type is None or not supported():
         raise UsageError("This holysse cannot resume a stream from a checkpoint.")
     text, thinking = text_of_entries(entries)
     fields = {key: text if value == _TEXT else thinking if value == _THINKING else value

@@ -84,7 +84,7 @@ class RelayApp:
         if method == "GET":
             query = parse_qs(environ.get("QUERY_STRING", ""))
             return endpoints.follow(match.group(1), owner, environ.get("HTTP_LAST_EVENT_ID"),
-                                    query.get("last_event_id", [None])[0])
+                                    query.get("last_event_id", [None])[0], query.get("token", [None])[0])
         if method == "DELETE":
             return endpoints.stop(match.group(1), owner)
         return _not_allowed("GET, DELETE")

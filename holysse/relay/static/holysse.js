@@ -9,6 +9,7 @@
  *   });
  *   stream.stop();
  *   HolySSE.resume({base: "/holysse", target: ...});  // after a reload: follow the unfinished stream
+ *   HolySSE.follow(id, {base: "/holysse", token: token, target: ...});  // another tab, or a signed read link
  *
  * Text is rebuilt from the stream's events: a reconnect continues after the
  * last event received (Last-Event-ID), a "reset" event clears the text (the
@@ -100,10 +101,11 @@
   };
 
   RelayStream.prototype._url = function () {
-    var url = this.base + "/streams/" + encodeURIComponent(this.id);
+    var url = this.base + "/streams/" + encodeURIComponent(this.id), query = [];
     // A new EventSource cannot send Last-Event-ID: the relay also reads it from the query.
-    if (this.lastEventId) url += "?last_event_id=" + encodeURIComponent(this.lastEventId);
-    return url;
+    if (this.lastEventId) query.push("last_event_id=" + encodeURIComponent(this.lastEventId));
+    if (this.options.token) query.push("token=" + encodeURIComponent(this.options.token));
+    return query.length ? url + "?" + query.join("&") : url;
   };
 
   RelayStream.prototype._open = function () {
@@ -210,12 +212,24 @@
     call(this.options.onError, this.error, this);
   };
 
-  /** Stop following and cancel the answer on the server. */
+  /** Stop following and cancel the answer on the server (the part already
+   * written stays readable). A viewer holding a read link only stops following. */
   RelayStream.prototype.stop = function () {
     if (this.ended) return;
     this.stopped = true;
-    if (this.id) this._sendStop();
+    if (this.id && !this.options.token) this._sendStop();
     this._end("done", {stopped: true});
+  };
+
+  /** Stop following, leaving the answer running on the server (another tab,
+   * a reload or HolySSE.resume can follow it again). */
+  RelayStream.prototype.leave = function () {
+    if (this.ended) return;
+    this.ended = true;
+    if (this._timer) clearTimeout(this._timer);
+    if (this._source) this._source.close();
+    this._source = null;
+    this._setStatus("left");
   };
 
   RelayStream.prototype._sendStop = function () {
@@ -227,7 +241,7 @@
   RelayStream.prototype._remember = function () {
     var store = storage();
     if (store && this.options.remember !== false) {
-      store.setItem(STORAGE_KEY, JSON.stringify({base: this.base, id: this.id}));
+      store.setItem(STORAGE_KEY, JSON.stringify({base: this.base, id: this.id, token: this.options.token || null}));
     }
   };
 
@@ -266,6 +280,7 @@
       }
       var base = (options.base || "/holysse").replace(/\/+$/, "");
       if (!saved || !saved.id || saved.base !== base) return null;
+      if (saved.token && !options.token) options.token = saved.token;
       return global.HolySSE.follow(saved.id, options);
     }
   };
