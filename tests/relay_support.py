@@ -242,12 +242,15 @@ def wait_port(port: int, timeout: float, process: Process) -> None:
 
 
 @contextlib.contextmanager
-def redis_server() -> Iterator[str]:
-    """A throwaway redis-server on a free port (no persistence); yields its URL."""
+def redis_server(*extra: str, config: str | None = None) -> Iterator[str]:
+    """A throwaway redis-server on a free port (no persistence), with
+    ``extra`` arguments (``--tls-port``, ``--unixsocket``, ``--sentinel``...)
+    and a ``config`` file; yields its URL."""
     binary = shutil.which("redis-server")
     assert binary is not None
     port = free_port()
-    process = Process([binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+    process = Process([binary, *([config] if config else []), "--port", str(port), "--bind", "127.0.0.1",
+                       "--save", "", "--appendonly", "no", *extra])
     try:
         wait_port(port, 10, process)
         yield f"redis://127.0.0.1:{port}/0"
