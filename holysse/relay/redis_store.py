@@ -252,7 +252,7 @@ class RedisStore:
                 pipe.execute()
 
             self._call("index a lease", index)
-        return held == 1
+        return bool(held == 1)
 
     def _forget_lease(self, stream_id: str) -> None:
         self._call("forget a lease", lambda: self._redis.zrem(self._leases, stream_id))
