@@ -120,7 +120,7 @@ def test_a_python_reader_follows_by_id_and_continues_after_its_restart() -> None
 
 
 def test_a_python_reader_of_a_stopped_stream_gets_the_partial_in_the_error() -> None:
-    with FakeServer(answer_chars=20_000, token_delay=0.01) as slow, served(slow) as (base, relay):
+    with FakeServer(answer_chars=20_000, token_delay=0.01) as slow, served(slow) as (_, relay):
         stream_id = relay.start(owner="me", model="fake-1", **MESSAGES)
         reader = relay.follow(stream_id, owner="me")
         text = ""

@@ -149,7 +149,7 @@ class Relay:
             raise UsageError("This Relay is closed; create a new one.")
         stream = self.client.stream(**request)
         stream_id = secrets.token_urlsafe(24)
-        stored = takeover.request_json(request) if self.shared else None
+        stored = takeover.request_json(request, stream) if self.shared else None
         holder = self._holder()
         try:
             self.store.create(stream_id, owner, request=stored)

@@ -168,7 +168,7 @@ class RedisStore:
     # -- writing ------------------------------------------------------------------
 
     def create(self, stream_id: str, owner: str | None, *, request: str | None = None) -> None:
-        log, meta = self._keys(stream_id)
+        meta = self._keys(stream_id)[1]
         resume, _ = self._more_keys(stream_id)
         now = repr(time.time())
         fields = {"owner": owner or "", "bound": "1" if owner is not None else "0", "created": now,

@@ -88,7 +88,7 @@ class EventStream:
         return iter(self)
 
     def _generate(self) -> Iterator[bytes]:
-        relay, store, stream_id = self._relay, self._relay.store, self.stream_id
+        relay, stream_id = self._relay, self.stream_id
         head = b"" if relay.retry_ms is None else b"retry: %d\n\n" % relay.retry_ms
         # Something at once: many servers send the headers with the first bytes.
         body, ended = self._frame(self._pending)

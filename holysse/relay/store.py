@@ -17,8 +17,6 @@ workers and machines.
 
 from __future__ import annotations
 
-import threading
-import time
 from dataclasses import dataclass
 from typing import Protocol
 

@@ -4,13 +4,14 @@ On a store shared between processes, a pump stores two things beside the
 events: the upstream request (once, when the stream starts) and, with each
 event, the continuation state after it: the stream's
 :class:`holysse.Checkpoint` (:meth:`holysse.Stream.checkpoint`), minus the
-answer text, which the stored events already hold (so the state stays
-small: the cursor, the strategy's facts, not the answer again). A process
-that takes the lease over rebuilds the checkpoint from the state and the
-stored events and reopens the upstream with
-``client.stream(**request, resume_from=checkpoint)``: holysse's own resume
-engine continues the answer by cursor, prefill or replay, as the client
-does after a cut, and yields only what comes after the last stored event.
+request body (stored once) and the answer text and reasoning, which the
+stored events already hold. So the state stays small: the cursor, the
+positions, the strategy's facts (and tool calls), not the answer again. A
+process that takes the lease over rebuilds the checkpoint from the state,
+the request and the stored events and reopens the upstream with
+``client.stream(resume_from=checkpoint)``: holysse's own resume engine
+continues the answer by cursor, prefill or replay, as the client does after
+a cut, and yields only what comes after the last stored event.
 
 This module is the only one that knows the checkpoint's shape.
 """
@@ -32,6 +33,7 @@ logger = logging.getLogger(__name__)
 #: Stands for a state value that equals the answer text (rebuilt from the stored events).
 _TEXT = {"$relay": "text"}
 _THINKING = {"$relay": "thinking"}
+_BODY = {"$relay": "body"}
 
 _encode = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
 
@@ -43,11 +45,23 @@ def supported() -> bool:
     return hasattr(holysse, "Checkpoint") and hasattr(Stream, "checkpoint")
 
 
-def request_json(request: Mapping[str, Any]) -> str | None:
-    """The request as stored for a takeover, or ``None`` when it cannot be
-    stored (a value that is not JSON: then the stream cannot be taken over)."""
+def _checkpoint(stream: Stream) -> dict[str, Any]:
+    """``stream.checkpoint().to_dict()`` (looked up: older holysse has none)."""
+    take = getattr(stream, "checkpoint")  # noqa: B009
+    state: dict[str, Any] = dict(take().to_dict())
+    return state
+
+
+def request_json(request: Mapping[str, Any], stream: Stream) -> str | None:
+    """The request as stored for a takeover: the body the stream's
+    checkpoints carry, or the arguments of ``client.stream()`` when this
+    holysse has no checkpoints; ``None`` when it is not JSON (then the
+    stream cannot be taken over)."""
+    body: Any = request
+    if supported():
+        body = _checkpoint(stream).get("body", request)
     try:
-        return _encode(dict(request))
+        return _encode(dict(body))
     except (TypeError, ValueError):
         logger.info("The request of a relayed stream is not JSON; it cannot be taken over by another process")
         return None
@@ -55,14 +69,16 @@ def request_json(request: Mapping[str, Any]) -> str | None:
 
 def checkpoint_state(stream: Stream) -> str | None:
     """The continuation state of ``stream`` after the event it just
-    yielded, with the answer text left out; ``None`` if this holysse has no
-    checkpoints."""
-    checkpoint = getattr(stream, "checkpoint", None)
-    if checkpoint is None:
+    yielded, without the request body and the answer text; ``None`` if
+    this holysse has no checkpoints."""
+    if not supported():
         return None
-    state: dict[str, Any] = dict(checkpoint().to_dict())
+    state = _checkpoint(stream)
+    if "body" in state:
+        state["body"] = _BODY
     text, thinking = stream.text, stream.thinking
-    for key, value in state.items():
+    for key in ("text", "thinking"):
+        value = state.get(key)
         if isinstance(value, str) and value:
             if value == text:
                 state[key] = _TEXT
@@ -94,22 +110,20 @@ def resume(client: Client, request: str, state: str | None, entries: list[Entry]
     :raises UsageError: this holysse cannot resume from a checkpoint, or the
         stored state is not one.
     """
-    import holysse
-
+    body = json.loads(request)
     if state is None:
         if entries:
             raise UsageError("the stream has events but no continuation state")
-        fresh: Stream = client.stream(**json.loads(request))
+        fresh: Stream = client.stream(**body)
         return fresh
-    checkpoint_type = getattr(holysse, "Checkpoint", None)
-    if checkpoint_type is None or not supported():
+    if not supported():
         raise UsageError("This holysse cannot resume a stream from a checkpoint.")
+    import holysse
+
     text, thinking = text_of_entries(entries)
-    fields = {key: text if value == _TEXT else thinking if value == _THINKING else value
+    markers = {"text": (_TEXT, text), "thinking": (_THINKING, thinking), "body": (_BODY, body)}
+    fields = {key: markers[key][1] if key in markers and value == markers[key][0] else value
               for key, value in json.loads(state).items()}
-    try:
-        checkpoint = checkpoint_type.from_dict(fields)
-    except (TypeError, ValueError, KeyError) as exc:
-        raise UsageError(f"The stored continuation state is not a checkpoint: {exc}") from exc
-    stream: Stream = client.stream(**json.loads(request), resume_from=checkpoint)
+    checkpoint = getattr(holysse, "Checkpoint").from_dict(fields)  # noqa: B009
+    stream: Stream = client.stream(resume_from=checkpoint)
     return stream
