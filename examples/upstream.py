@@ -8,7 +8,10 @@
   token every ``$HOLYSSE_FAKE_DELAY`` seconds.
 
 Streams go to Redis when ``HOLYSSE_REDIS_URL`` is set (needed with several
-workers), else to memory.
+workers), else to memory. ``HOLYSSE_POLL`` and ``HOLYSSE_LEASE`` (seconds) set
+the relay's poll interval and pump lease: a worker that dies mid-answer has
+its streams taken over by another within about ``lease + poll`` seconds.
+Read links are signed with ``HOLYSSE_SECRET_KEY`` (the same in every worker).
 """
 
 from __future__ import annotations
@@ -30,7 +33,8 @@ def make_relay() -> tuple[Relay, dict[str, Any]]:
         url = os.environ.get("HOLYSSE_UPSTREAM_URL") or _fake_server()
         client = holysse.Client(base_url=url)
         defaults = {"model": "fake-1", "seed": 7}
-    relay = Relay(client, _store(), poll=float(os.environ.get("HOLYSSE_POLL", "1")))
+    relay = Relay(client, _store(), poll=float(os.environ.get("HOLYSSE_POLL", "1")),
+                  lease=float(os.environ.get("HOLYSSE_LEASE", "10")), secret=os.environ.get("HOLYSSE_SECRET_KEY"))
     atexit.register(relay.close)
     return relay, defaults
 
