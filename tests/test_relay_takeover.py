@@ -15,8 +15,9 @@ from typing import Any, Iterator
 
 import pytest
 
+import holysse
 from holysse.exceptions import LeaseLost, StreamNotFound
-from holysse.relay import MemoryStore, RedisStore, StreamStore
+from holysse.relay import MemoryStore, RedisStore, Relay, StreamStore, takeover
 from holysse.testing import FakeServer
 
 from .relay_support import ROOT, redis_server, text_of_entries
@@ -180,3 +181,30 @@ def _all(store: StreamStore, sid: str) -> list[Any]:
     while batch := store.read(sid, entries[-1].id if entries else "", 0):
         entries += batch
     return entries
+
+
+@pytest.mark.redis
+@pytest.mark.skipif(not takeover.supported(), reason="this holysse has no Checkpoint to resume from")
+def test_a_worker_shutting_down_hands_its_streams_over_without_ending_them(redis_url: str) -> None:
+    with FakeServer(answer_chars=3000, token_delay=0.003) as fake:
+        client = holysse.Client(api_key="hs_" + "k" * 32, base_url=fake.url)
+        prefix = f"hand{time.monotonic_ns()}"
+        stores = [RedisStore(url=redis_url, prefix=prefix, timeout=2) for _ in range(2)]
+        leaving, staying = (Relay(client, store, poll=0.05, lease=5) for store in stores)
+        try:
+            sid = leaving.start(owner="me", model="fake-1", seed=4, messages=MESSAGES)
+            reader = staying.follow(sid, owner="me")  # a listener on the other worker
+            text = ""
+            for event in reader:
+                text += event.text
+                if len(text) > 100 and leaving.pumps():
+                    leaving.close()  # a graceful shutdown (a deploy): well before the 5 s lease expires
+            assert text == fake.answers[-1] and reader.finish_reason == "stop"
+            assert len(fake.answers) == 1  # continued by cursor, not generated again
+            assert "failed" not in [e.event for e in _all(stores[0], sid)]
+        finally:
+            leaving.close()
+            staying.close()
+            for store in stores:
+                store.close()
+            client.close()

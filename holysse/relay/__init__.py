@@ -15,9 +15,16 @@ connection gets a ``text/event-stream`` of the stored events, each with an
 In the page: ``<script src="/holysse/holysse.js">`` and
 ``HolySSE.start({base: "/holysse", body: {messages}, target: element})``.
 
-Modules: :mod:`~holysse.relay.core` (:class:`Relay`: pumps, cancellation),
-:mod:`~holysse.relay.sse` (one browser connection), :mod:`~holysse.relay.store`
-(:class:`MemoryStore`), :mod:`~holysse.relay.redis_store` (:class:`RedisStore`),
+Modules: :mod:`~holysse.relay.core` (:class:`Relay`: starting, stopping,
+takeover), :mod:`~holysse.relay.pump` (one upstream answer written into the
+store, under a lease), :mod:`~holysse.relay.reaper` (leases, cancellation,
+orphans), :mod:`~holysse.relay.takeover` (the stored continuation state),
+:mod:`~holysse.relay.sse` (one browser connection),
+:mod:`~holysse.relay.follow` (a Python reader), :mod:`~holysse.relay.links`
+(signed read links), :mod:`~holysse.relay.wire_events` (events <-> SSE),
+:mod:`~holysse.relay.store` (the store protocol),
+:mod:`~holysse.relay.memory_store` (:class:`MemoryStore`),
+:mod:`~holysse.relay.redis_store` (:class:`RedisStore`),
 :mod:`~holysse.relay.http` (framework-neutral endpoints),
 :mod:`~holysse.relay.wsgi`, :mod:`~holysse.relay.flask`,
 :mod:`~holysse.relay.django`; ``static/holysse.js`` (the browser client).
@@ -26,8 +33,9 @@ Not imported by ``import holysse``.
 
 from __future__ import annotations
 
-from ..exceptions import RelayError, StoreFull, StoreUnavailable, StreamForbidden, StreamNotFound
+from ..exceptions import LeaseLost, RelayError, StoreFull, StoreUnavailable, StreamForbidden, StreamNotFound
 from .core import Relay
+from .follow import Follower
 from .redis_store import RedisStore
 from .http import Endpoints, Reply, chat_request, script
 from .sse import SSE_HEADERS, EventStream
@@ -38,6 +46,7 @@ from .wsgi import RelayApp
 __all__ = [
     "Relay",
     "RelayApp",
+    "Follower",
     "Endpoints",
     "Reply",
     "EventStream",
@@ -55,5 +64,6 @@ __all__ = [
     "StreamForbidden",
     "StoreUnavailable",
     "StoreFull",
+    "LeaseLost",
 ]
 

@@ -305,13 +305,20 @@ class Relay:
         return self._closing.is_set()
 
     def close(self) -> None:
-        """Cancel every pump this relay runs, stop its reaper and join them
-        (bounded). Browser connections end within ``poll`` seconds."""
+        """Stop every pump this relay runs, stop its reaper and join them
+        (bounded). Browser connections end within ``poll`` seconds. On a
+        store shared between processes, the streams are handed over (their
+        leases released: another process continues them at once, see
+        :meth:`adopt`); else they end with a ``failed`` event."""
         self._closing.set()
         with self._lock:
             pumps = list(self._pumps.values())
+        handover = self.shared and takeover.supported()
         for pump in pumps:
-            pump.cancel("the relay is closing")
+            if handover and pump.checkpoints:
+                pump.hand_over()
+            else:
+                pump.cancel("the relay is closing")
         deadline = time.monotonic() + _JOIN_BUDGET
         for pump in pumps:
             pump.done.wait(max(0.0, deadline - time.monotonic()))

@@ -17,22 +17,30 @@ from __future__ import annotations
 
 import json
 import time
-from typing import TYPE_CHECKING, Iterator
+from typing import Iterator, Protocol
 
 from .. import Event, Finished
 from ..exceptions import ReadTimeout, RelayError, UsageError
+from .store import StreamStore
 from .wire_events import from_wire
 
-if TYPE_CHECKING:
-    from .core import Relay
+__all__ = ["Follower", "FollowerHost"]
 
-__all__ = ["Follower"]
+
+class FollowerHost(Protocol):
+    """What a follower needs from its relay (:class:`~holysse.relay.core.Relay`)."""
+
+    store: StreamStore
+    poll: float
+
+    def adopt(self, stream_id: str) -> bool:
+        """Take over a stream whose lease expired."""
 
 
 class Follower:
     """The typed events of one relayed stream; iterate it once."""
 
-    def __init__(self, relay: Relay, stream_id: str, after: str, timeout: float | None) -> None:
+    def __init__(self, relay: FollowerHost, stream_id: str, after: str, timeout: float | None) -> None:
         self._relay = relay
         self.stream_id = stream_id
         #: The id of the last event yielded (``after`` until the first one).

@@ -22,20 +22,27 @@ from __future__ import annotations
 
 import logging
 import threading
-from typing import TYPE_CHECKING, Generator, Iterator
+from typing import Generator, Iterator, Protocol
 
 from .. import Event, Stream
 from ..exceptions import HolySSEError, LeaseLost, StoreUnavailable, StreamClosed, StreamNotFound
-from .store import Entry
+from .store import Entry, StreamStore
 from .takeover import checkpoint_state
 from .wire_events import relay_json, to_wire, usage_dict
 
-if TYPE_CHECKING:
-    from .core import Relay
-
-__all__ = ["Pump"]
+__all__ = ["Pump", "PumpHost"]
 
 logger = logging.getLogger(__name__)
+
+
+class PumpHost(Protocol):
+    """What a pump needs from its relay (:class:`~holysse.relay.core.Relay`)."""
+
+    store: StreamStore
+    expose_errors: bool
+
+    def forget(self, pump: Pump) -> None:
+        """Called once the pump ended."""
 
 
 class Pump:
@@ -46,7 +53,7 @@ class Pump:
     browser connection's thread drives it), ``"done"``.
     """
 
-    def __init__(self, relay: Relay, stream_id: str, stream: Stream, holder: str, *, checkpoints: bool) -> None:
+    def __init__(self, relay: PumpHost, stream_id: str, stream: Stream, holder: str, *, checkpoints: bool) -> None:
         self.relay = relay
         self.stream_id = stream_id
         self.stream = stream
@@ -54,11 +61,13 @@ class Pump:
         self.holder = holder
         self.cancel_reason: str | None = None
         self.thread: threading.Thread | None = None
-        self._checkpoints = checkpoints
+        #: Whether each write carries the continuation state (the stream can be taken over).
+        self.checkpoints = checkpoints
         self._lock = threading.Lock()
         self._events: Iterator[Event] | None = None
         self._mode = "new"
         self._wanted = False
+        self._handing_over = False
         self._parked = threading.Event()
         #: Set when the pump ended (its terminal event is written, or it was fenced out).
         self.done = threading.Event()
@@ -75,6 +84,13 @@ class Pump:
         """Start reading, on a thread of its own."""
         with self._lock:
             self._spawn_locked()
+
+    def hand_over(self) -> None:
+        """Stop pumping here without ending the stream: the lease is
+        released, and another process takes the stream over from its stored
+        state (a graceful shutdown on a shared store)."""
+        self._handing_over = True
+        self.cancel("this process is shutting down; another takes the stream over")
 
     def cancel(self, reason: str) -> None:
         """Close the upstream stream: whoever reads it ends with a
@@ -175,7 +191,7 @@ class Pump:
         yield entry
 
     def _write(self, event: str, data: str) -> Entry:
-        state = checkpoint_state(self.stream) if self._checkpoints else None
+        state = checkpoint_state(self.stream) if self.checkpoints else None
         entry_id = self.relay.store.append(self.stream_id, event, data, holder=self.holder, state=state)
         return Entry(entry_id, event, data)
 
@@ -183,7 +199,9 @@ class Pump:
         """Record why the pump stopped; the ``failed`` entry written, if any."""
         stream_id = self.stream_id[:8]
         entry = None
-        if isinstance(exc, LeaseLost):
+        if isinstance(exc, StreamClosed) and self._handing_over:
+            logger.info("Stream %s: handed over to another process", stream_id)
+        elif isinstance(exc, LeaseLost):
             logger.warning("Stream %s: another process took it over; this pump stops", stream_id)
         elif isinstance(exc, StoreUnavailable):
             logger.error("Stream %s stopped: the store failed: %s", stream_id, exc)

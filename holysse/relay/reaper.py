@@ -17,15 +17,13 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from ..exceptions import HolySSEError, StreamNotFound
+from .pump import Pump
+from .store import StreamStore
 
-if TYPE_CHECKING:
-    from .core import Relay
-    from .pump import Pump
-
-__all__ = ["Reaper"]
+__all__ = ["Reaper", "ReaperHost"]
 
 logger = logging.getLogger(__name__)
 
@@ -33,10 +31,30 @@ logger = logging.getLogger(__name__)
 _ORPHANS_PER_POLL = 16
 
 
+class ReaperHost(Protocol):
+    """What the reaper needs from its relay (:class:`~holysse.relay.core.Relay`)."""
+
+    store: StreamStore
+    poll: float
+    grace: float
+    lease: float
+    shared: bool
+
+    @property
+    def closing(self) -> bool:
+        """Whether the relay is closing."""
+
+    def pumps(self) -> list[Pump]:
+        """The pumps the relay runs now."""
+
+    def adopt(self, stream_id: str) -> bool:
+        """Take over a stream whose lease expired."""
+
+
 class Reaper:
     """The reaper thread of one :class:`~holysse.relay.core.Relay`."""
 
-    def __init__(self, relay: Relay) -> None:
+    def __init__(self, relay: ReaperHost) -> None:
         self._relay = relay
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None

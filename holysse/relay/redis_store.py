@@ -259,7 +259,9 @@ class RedisStore:
 
     def release(self, stream_id: str, holder: str) -> None:
         lease = self._more_keys(stream_id)[1]
-        self._call("release a lease", lambda: self._scripts["release"](keys=[lease], args=[holder]))
+        if self._call("release a lease", lambda: self._scripts["release"](keys=[lease], args=[holder])):
+            # Free now: a reaper may take it over at once (an ended stream leaves the index instead).
+            self._call("index a lease", lambda: self._redis.zadd(self._leases, {stream_id: 0}, xx=True))
 
     def resumable(self, stream_id: str) -> tuple[str | None, str | None]:
         resume = self._more_keys(stream_id)[0]

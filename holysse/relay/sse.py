@@ -32,17 +32,14 @@ import json
 import logging
 import time
 from contextlib import closing
-from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator
+from typing import Any, Callable, Iterable, Iterator, Protocol
 
 from ..exceptions import StoreUnavailable, StreamNotFound
 from ..wire import encode_event
-from .store import TERMINAL_EVENTS, Entry
+from .pump import Pump
+from .store import TERMINAL_EVENTS, Entry, StreamStore
 
-if TYPE_CHECKING:
-    from .core import Relay
-    from .pump import Pump
-
-__all__ = ["EventStream", "SSE_HEADERS"]
+__all__ = ["EventStream", "EventStreamHost", "SSE_HEADERS"]
 
 logger = logging.getLogger(__name__)
 
@@ -57,6 +54,27 @@ _KEEPALIVE = b": keep-alive\n\n"
 _STATUS_LINES = {200: "200 OK", 204: "204 No Content"}
 
 
+class EventStreamHost(Protocol):
+    """What a browser connection needs from its relay (:class:`~holysse.relay.core.Relay`)."""
+
+    store: StreamStore
+    poll: float
+    keepalive: float
+    producer_timeout: float
+    retry_ms: int | None
+    inline: bool
+
+    @property
+    def closing(self) -> bool:
+        """Whether the relay is closing."""
+
+    def pump(self, stream_id: str) -> Pump | None:
+        """The pump of ``stream_id`` if this process runs it."""
+
+    def adopt(self, stream_id: str) -> bool:
+        """Take over a stream whose lease expired."""
+
+
 class EventStream:
     """One browser connection's view of a relayed stream.
 
@@ -65,7 +83,7 @@ class EventStream:
     it for the body, or call it as a WSGI application.
     """
 
-    def __init__(self, relay: Relay, stream_id: str, after: str, pending: list[Entry], *, finished: bool) -> None:
+    def __init__(self, relay: EventStreamHost, stream_id: str, after: str, pending: list[Entry], *, finished: bool) -> None:
         self._relay = relay
         self.stream_id = stream_id
         self._after = after
