@@ -15,6 +15,7 @@ import weakref
 from typing import Callable, Generator, Iterator
 
 from ._checkpoint import Checkpoint
+from . import _hooks
 from ._loop import StreamLoop
 from .accumulator import Accumulator, Snapshot
 from .events import Event, Finished, Reset, ToolCall, Usage
@@ -61,6 +62,9 @@ class Stream:
             self._started = True
             self._reader = threading.get_ident()
             generator = self._loop.run(self.accumulator, self._finished)
+            hook = _hooks.stream_hook
+            if hook is not None:  # holysse.otel.instrument(): one span per stream
+                generator = hook(self, self._loop.core.original, self._loop.core.dialect.name, generator)
             self._generator = weakref.ref(generator)
         return generator
 
