@@ -1,0 +1,389 @@
+"""A generated model of misbehaving LLM servers (issue 12, part 6).
+
+A :class:`Scenario` is a dialect, a resume mode, the answers the server may
+give (``answers[0]`` is the true one) and what the server does on each
+connection (:class:`Conn`); past the script it is honest. :class:`ModelServer`
+plays a scenario as a :class:`~holysse.testing.MemoryTransport` script and
+remembers what it sent, so the oracle (:mod:`tests.model_check`) knows which
+answers were possible and which finished. :func:`draw` makes scenarios from a
+seed; :func:`describe` prints one.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Iterable
+
+from holysse.testing import Reply
+from holysse.transport import HTTPRequest
+
+from .model_wire import ANTHROPIC, CHAT, DIALECTS, ID_SCHEMES, RESPONSES, Flags, error_event, nonprogress_event, render
+
+__all__ = ["Conn", "Scenario", "ModelServer", "draw", "describe", "features", "scenario_features", "ACTS", "CUTS"]
+
+#: What the server does with a connection.
+ACTS = ("honest", "restart", "different", "partial-prefill", "status", "stall-head", "open-error")
+# restart: the current answer again from its start, ignoring the cursor or prefill; different: another
+# answer (which may share a start with the true one); partial-prefill: continues a prefill but echoes the
+# prefilled text first (a plain request or a cursor is answered honestly)
+CUTS = ("fin", "rst", "stall")
+#: A new turn that repeats at least this many characters of the delivered
+#: text's start (or all of it, when shorter) can be told from a continuation.
+_FIRST = {CHAT: 1, ANTHROPIC: 2, RESPONSES: 1}  # start events of each dialect's rendering
+SIMILAR_START = 16  # as the core's MIN_RESTART_MATCH
+_WORDS = [" alpha", " bravo", " charlie", " delta", " echo", " foxtrot", " golf", " hotel", " india", " juliet",
+          " kilo", " lima", " mike", " november", " oscar", " papa", " quebec", " romeo", " sierra", " tango",
+          " é", " 日本", "ß", ".\n", "end. ", " x", "y", " zulu", " über", "  two", " ok", " 語"]
+_OTHER = [" ONE", " TWO", " THREE", " FOUR", " FIVE", " SIX", " SEVEN", " EIGHT", " NINE", " TEN", " Ñ", " 中"]
+
+
+@dataclass(frozen=True)
+class Conn:
+    """What the server does with one connection."""
+
+    act: str = "honest"
+    #: restart / different: send the start event (role delta, message_start, response.created)
+    role: bool = True
+    #: restart / different: the completion id (and Responses id) of the first connection, not a new one
+    same_cid: bool = False
+    #: restart / different: the SSE id prefix of the first connection (ids collide), not a new one
+    same_prefix: bool = False
+    ids: str = "plain"
+    #: different: which other answer (1..)
+    answer: int = 1
+    cut: str | None = None
+    #: where the cut lands, as a fraction of the body's bytes
+    at: float = 1.0
+    status: int = 429
+    retry_after: int = 0
+    nonprogress: int = 0
+    #: an in-stream error: "retryable" or "fatal"
+    error: str | None = None
+    #: where non-progress events and the error go, as a fraction of the events
+    where: float = 0.5
+
+
+@dataclass(frozen=True)
+class Scenario:
+    dialect: str
+    resume: str
+    provider: str
+    divergence: str
+    answers: tuple[tuple[str, ...], ...]
+    conns: tuple[Conn, ...]
+    background: bool = True
+    seed: int = 0
+
+    def text(self, answer: int) -> str:
+        return "".join(self.answers[answer])
+
+
+@dataclass(frozen=True)
+class Served:
+    """One rendering the server sent (what a cursor continues)."""
+
+    answer: int
+    flags: Flags
+    tokens: tuple[str, ...]
+    final: str
+
+
+@dataclass
+class ModelServer:
+    """Plays :attr:`scenario`; callable as a ``MemoryTransport`` script."""
+
+    scenario: Scenario
+    #: SSE id -> (answer, flags, event index); the first occurrence wins
+    sent: dict[str, tuple[Served, int]] = field(default_factory=dict)
+    #: response id -> (answer, flags)
+    responses: dict[str, Served] = field(default_factory=dict)
+    #: the flags of the first connection that served each answer
+    first: dict[int, Flags] = field(default_factory=dict)
+    current: int = 0
+    connections: int = 0
+    #: texts the answer may legitimately have; texts of generations whose end was sent
+    possible: set[str] = field(default_factory=set)
+    finished: set[str] = field(default_factory=set)
+    drawn: Counter[str] = field(default_factory=Counter)
+
+    def __post_init__(self) -> None:
+        self.possible.update(self.scenario.text(i) for i in range(len(self.scenario.answers)))
+
+    def __call__(self, request: HTTPRequest, number: int) -> Reply:
+        sc = self.scenario
+        number = self.connections
+        self.connections += 1
+        conn = sc.conns[number] if number < len(sc.conns) else Conn()
+        kind = self._kind(request)
+        self.drawn[f"act:{conn.act}"] += 1 if number < len(sc.conns) else 0
+        self.drawn[f"{kind}->{conn.act}"] += 1
+        if conn.act == "status":
+            self.drawn[f"status:{conn.status}"] += 1
+            body = json.dumps({"error": {"message": "busy", "type": "server_error"}})
+            return Reply.with_status(conn.status, body, headers={"Retry-After": str(conn.retry_after)})
+        if conn.act == "stall-head":
+            return Reply.stall_before_head()
+        if conn.act == "open-error":
+            from holysse import ConnectError
+
+            return Reply.fails(ConnectError("the model server refused the connection"))
+        served = self._serve(conn, request, kind, number)
+        if served is None:
+            return Reply.with_status(404, json.dumps({"error": {"message": "unknown cursor"}}))
+        owner = request.url.split("/responses/", 1)[1].split("?", 1)[0] if request.method == "GET" else None
+        return self._reply(conn, *served, owner=owner)
+
+    def _kind(self, request: HTTPRequest) -> str:
+        if request.method == "GET" or any(k.lower() == "last-event-id" for k in request.headers):
+            return "cursor"
+        body = request.json or {}
+        messages = body.get("messages") or []
+        if messages and isinstance(messages[-1], dict) and messages[-1].get("role") == "assistant":
+            return "prefill"
+        return "plain"
+
+    def _serve(self, conn: Conn, request: HTTPRequest, kind: str,
+               number: int) -> tuple[int, Flags, list[str], int, str] | None:
+        """(answer, flags, tokens, first event index to send, final text)."""
+        sc = self.scenario
+        fresh = Flags(cid=f"c{number}", prefix=f"c{number}", ids=conn.ids, background=sc.background)
+        if conn.act in ("restart", "different"):
+            answer = min(conn.answer, len(sc.answers) - 1) if conn.act == "different" else self.current
+            model = self.first.get(answer) or self.first.get(0) or fresh
+            if self._detectable(conn, request, kind, sc.text(answer), model):
+                self.current = answer
+                flags = Flags(role=conn.role, cid=model.cid if conn.same_cid else fresh.cid,
+                              prefix=model.prefix if conn.same_prefix else fresh.prefix,
+                              ids=model.ids if conn.same_prefix else conn.ids, background=sc.background)
+                self.drawn[f"{kind}->{conn.act}:{'role' if conn.role else 'no-role'}"] += 1
+                self.drawn[f"same-cid:{conn.same_cid}"] += 1
+                self.drawn[f"same-prefix:{conn.same_prefix}"] += 1
+                return answer, flags, list(sc.answers[answer]), 0 if conn.role else -1, sc.text(answer)
+            self.drawn[f"undetectable {kind}->{conn.act}: honest instead"] += 1
+        if kind == "cursor":
+            return self._continue(request)
+        if kind == "prefill":
+            return self._prefill(conn, request, fresh)
+        return self.current, fresh, list(sc.answers[self.current]), 0, sc.text(self.current)
+
+    def _detectable(self, conn: Conn, request: HTTPRequest, kind: str, text: str, model: Flags) -> bool:
+        """Whether a client can tell this restart from an honest answer (the
+        rows of the README's decision table); when it cannot, the model's
+        server answers honestly instead."""
+        if kind == "plain":
+            return True  # a replay is checked against what was delivered
+        delivered = self._delivered(request, kind)
+        shared = len(_common_prefix(text, delivered))
+        repeats_start = shared >= min(len(delivered), SIMILAR_START)
+        if kind == "prefill":
+            return repeats_start  # a continuation never begins by repeating the answer's own beginning
+        if conn.role:
+            return True
+        if self.scenario.dialect == RESPONSES:
+            return False  # re-sent sequence numbers look like a resend of the same events
+        colliding = conn.same_prefix and model.ids != "none"
+        return repeats_start or colliding or (self.scenario.dialect == CHAT and not conn.same_cid)
+
+    def _delivered(self, request: HTTPRequest, kind: str) -> str:
+        """At least what the client delivered before sending ``request``."""
+        sc = self.scenario
+        if kind == "prefill":
+            return str(request.json["messages"][-1]["content"])
+        found = self._cursor(request)
+        if found is None:
+            return ""
+        served, index = found
+        first = _FIRST[sc.dialect]
+        after = "".join(served.tokens[max(0, index - first + 1):])
+        return served.final[: len(served.final) - len(after)]
+
+    def _cursor(self, request: HTTPRequest) -> tuple[Served, int] | None:
+        """(answer, flags, index of the last event the client has) for a cursor request."""
+        if request.method == "GET":  # Responses: /responses/{id}?stream=true&starting_after=N
+            rid = request.url.split("/responses/", 1)[1].split("?", 1)[0]
+            if rid not in self.responses:
+                return None
+            return self.responses[rid], int(request.url.rpartition("starting_after=")[2])
+        last = next(v for k, v in request.headers.items() if k.lower() == "last-event-id")
+        return self.sent.get(last)
+
+    def _continue(self, request: HTTPRequest) -> tuple[int, Flags, list[str], int, str] | None:
+        found = self._cursor(request)
+        if found is None:
+            return None
+        served, index = found
+        self.current = served.answer
+        return served.answer, served.flags, list(served.tokens), index + 1, served.final
+
+    def _prefill(self, conn: Conn, request: HTTPRequest,
+                 fresh: Flags) -> tuple[int, Flags, list[str], int, str]:
+        """Continue the prefilled text; ``partial-prefill`` echoes the prefill first."""
+        prefill = str(request.json["messages"][-1]["content"])
+        sc = self.scenario
+        answer = next((i for i in (self.current, *range(len(sc.answers))) if sc.text(i).startswith(prefill)),
+                      self.current)
+        text = sc.text(answer)
+        final = prefill + text[len(prefill):]
+        rest = final if conn.act == "partial-prefill" else text[len(prefill):]
+        return answer, fresh, [rest[i:i + 4] for i in range(0, len(rest), 4)], 0, final
+
+    def _reply(self, conn: Conn, answer: int, flags: Flags, tokens: list[str], start: int, final: str,
+               owner: str | None = None) -> Reply:
+        """The reply; registers what the client got (ids, response ids, finished answers).
+        ``owner``: the response a Responses ``GET`` asked for."""
+        sc = self.scenario
+        rendered = render(sc.dialect, tokens, flags)
+        served = Served(answer, flags, tuple(tokens), final)
+        if start < 0:  # no start event
+            start = rendered.first
+        self.first.setdefault(answer, flags)
+        # (bytes, SSE id, index in the rendering); inserted events have index -1
+        events = [(rendered.events[i], rendered.ids[i], i) for i in range(start, len(rendered.events))]
+        self.possible.add(final)
+        self.drawn[f"ids:{flags.ids}"] += sc.dialect != RESPONSES
+        at = int(conn.where * len(events))
+        if conn.nonprogress:
+            self.drawn["nonprogress"] += 1
+            events[at:at] = [(nonprogress_event(sc.dialect, flags.cid, n), None, -1) for n in range(conn.nonprogress)]
+        if conn.error is not None:
+            self.drawn[f"error:{conn.error}"] += 1
+            events[at:] = [(error_event(sc.dialect, conn.error == "retryable", start + at + 100), None, -1)]
+        total = sum(len(e[0]) for e in events)
+        after = total if conn.cut is None else int(conn.at * total)
+        finish = len(rendered.events) - (1 if sc.dialect == RESPONSES else 2)
+        offset = 0
+        for data, ident, index in events:
+            offset += len(data)
+            if offset > after:
+                break
+            if sc.dialect == RESPONSES:  # the server continues the latest stream under a response id
+                self.responses[flags.cid if index == 0 else owner or flags.cid] = served
+            if ident is not None:
+                # a repeated id is continued after its first event in that rendering; another
+                # rendering that reuses it (colliding ids) takes it over
+                known = self.sent.get(ident)
+                if known is None or known[0] != served:
+                    self.sent[ident] = (served, index)
+            if index == finish:
+                self.finished.add(final)  # whole once its finish arrived, even without the terminal marker
+        if start > finish and conn.error is None:
+            self.finished.add(final)
+        chunks = [e[0] for e in events]
+        if conn.cut is None:
+            return Reply(chunks)
+        self.drawn[f"cut:{conn.cut}"] += 1
+        return Reply(chunks, end=conn.cut, after=after)
+
+
+def _common_prefix(a: str, b: str) -> str:
+    n = 0
+    for x, y in zip(a, b):
+        if x != y:
+            break
+        n += 1
+    return a[:n]
+
+
+def _answers(rng: random.Random) -> tuple[tuple[str, ...], ...]:
+    true = tuple(rng.sample(_WORDS, rng.randint(2, 9)))
+    answers = [true]
+    for _ in range(rng.randint(0, 2)):
+        shared = rng.randint(0, len(true))
+        answers.append(true[:shared] + tuple(rng.sample(_OTHER, rng.randint(1, 6))))
+    return tuple(answers)
+
+
+def _conn(rng: random.Random, answers: int, holes: frozenset[str]) -> Conn:
+    while True:
+        act = rng.choices(ACTS, weights=(32, 14, 12, 10, 13, 5, 5))[0]
+        streaming = act not in ("status", "stall-head", "open-error")
+        cut = rng.choice(CUTS) if streaming and rng.random() < 0.65 else None
+        conn = Conn(
+            act=act,
+            role=rng.random() < 0.5,
+            same_cid=rng.random() < 0.5,
+            same_prefix=rng.random() < 0.5,
+            ids=rng.choice(ID_SCHEMES) if rng.random() < 0.5 else "plain",
+            answer=rng.randint(1, max(1, answers - 1)),
+            cut=cut,
+            at=rng.random(),
+            status=rng.choice((429, 500, 502, 503, 529)),
+            retry_after=rng.randint(0, 3),
+            nonprogress=rng.randint(1, 30) if streaming and rng.random() < 0.15 else 0,
+            error=(rng.choice(("retryable", "retryable", "fatal")) if streaming and rng.random() < 0.1 else None),
+            where=rng.random(),
+        )
+        if not (holes & features(conn)):
+            return conn
+
+
+def features(conn: Conn) -> set[str]:
+    """The behaviours a connection shows (what KNOWN_HOLES name)."""
+    found = {conn.act, f"ids:{conn.ids}"}
+    if conn.act in ("restart", "different"):
+        found.add(f"{conn.act}:{'role' if conn.role else 'no-role'}")
+        if conn.same_prefix and conn.ids != "none":
+            found.add(f"{conn.act}:colliding-ids")
+    if conn.cut:
+        found.add(f"cut:{conn.cut}")
+    if conn.error:
+        found.add(f"error:{conn.error}")
+    if conn.nonprogress:
+        found.add("nonprogress")
+    return found
+
+
+def scenario_features(sc: Scenario) -> set[str]:
+    """The behaviours of a scenario: its connections', and ``mixed-ids`` (some
+    connections send SSE ids, some do not: a replay may bring ids), and
+    ``whitespace-ends`` (the true answer begins and ends with whitespace)."""
+    found = {f"dialect:{sc.dialect}", f"resume:{sc.resume}"}
+    for conn in sc.conns:
+        found |= features(conn)
+    streaming = [c for c in sc.conns if c.act not in ("status", "stall-head", "open-error")]
+    if sc.dialect != RESPONSES and {c.ids == "none" for c in streaming} == {True, False}:
+        found.add("mixed-ids")
+    text = sc.text(0)
+    if text[:1].isspace() and text[-1:].isspace():
+        found.add("whitespace-ends")
+    return found
+
+
+def draw(seed: int, holes: Iterable[str] = (), force: str | None = None) -> Scenario:
+    """The scenario of ``seed``, showing no behaviour in ``holes``; with
+    ``force``, one that shows that behaviour."""
+    rng = random.Random(seed)
+    blocked = frozenset(holes) - {force}
+    for _ in range(1000):
+        sc = _draw(rng, seed, blocked)
+        found = scenario_features(sc)
+        if not found & blocked and (force is None or force in found):
+            return sc
+    raise AssertionError(f"no scenario without {sorted(blocked)} and with {force} from seed {seed}")
+
+
+def _draw(rng: random.Random, seed: int, blocked: frozenset[str]) -> Scenario:
+    dialect = rng.choice(DIALECTS)
+    provider = {CHAT: rng.choice(("generic", "vllm", "deepseek")), ANTHROPIC: "anthropic"}.get(dialect, "generic")
+    answers = _answers(rng)
+    conns = tuple(_conn(rng, len(answers), blocked) for _ in range(rng.randint(1, 4)))
+    resume = rng.choices(("auto", "cursor", "prefill", "replay"), weights=(40, 20, 20, 20))[0]
+    divergence = "reset" if rng.random() < 0.85 else "raise"
+    return Scenario(dialect, resume, provider, divergence, answers, conns, rng.random() < 0.75, seed)
+
+
+def describe(sc: Scenario) -> str:
+    """A readable scenario."""
+    lines = [f"Scenario(seed={sc.seed}): dialect={sc.dialect} resume={sc.resume} provider={sc.provider} "
+             f"on_divergence={sc.divergence}" + (f" background={sc.background}" if sc.dialect == RESPONSES else "")]
+    for number, tokens in enumerate(sc.answers):
+        lines.append(f"  answer {number}{' (true)' if number == 0 else ''}: {list(tokens)}")
+    default = Conn()
+    for number, conn in enumerate(sc.conns, 1):
+        changed = {k: v for k, v in conn.__dict__.items() if getattr(default, k) != v}
+        lines.append(f"  connection {number}: {conn.act} {changed}")
+    lines.append(f"  connection {len(sc.conns) + 1}...: honest")
+    return "\n".join(lines)
