@@ -22,7 +22,7 @@ from holysse import Reset, TextDelta
 from holysse.testing import MemoryTransport, Reply
 from holysse.transport import HTTPRequest
 
-from .model_server import Conn, ModelServer, Scenario
+from .model_server import Conn, ModelServer, Scenario, scenario_features
 
 __all__ = ["Outcome", "check", "shrink"]
 
@@ -176,15 +176,17 @@ def _simpler(sc: Scenario) -> Iterator[Scenario]:
             yield dataclasses.replace(sc, **{name: value})
 
 
-def shrink(sc: Scenario, failing: Callable[[Scenario], str | None] = check, budget: int = 3000) -> Scenario:
-    """A smaller scenario that still fails (greedy: first simpler one that fails, repeat)."""
+def shrink(sc: Scenario, failing: Callable[[Scenario], str | None] = check, budget: int = 3000,
+           holes: frozenset[str] = frozenset()) -> Scenario:
+    """A smaller scenario that still fails (greedy: first simpler one that
+    fails, repeat) and shows no behaviour in ``holes``."""
     tries = 0
     progress = True
     while progress and tries < budget:
         progress = False
         for candidate in _simpler(sc):
             tries += 1
-            if _valid(candidate) and failing(candidate) is not None:
+            if _valid(candidate) and not scenario_features(candidate) & holes and failing(candidate) is not None:
                 sc, progress = candidate, True
                 break
     return sc

@@ -11,6 +11,7 @@ seed; :func:`describe` prints one.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import random
 from collections import Counter
@@ -30,6 +31,9 @@ ACTS = ("honest", "restart", "different", "partial-prefill", "status", "stall-he
 # answer (which may share a start with the true one); partial-prefill: continues a prefill but echoes the
 # prefilled text first (a plain request or a cursor is answered honestly)
 CUTS = ("fin", "rst", "stall")
+#: Holes the server avoids while playing (whether a request is a prefill is the client's choice):
+#: ``prefill-restart:ids``: a prefill answered by a restart or an echo that carries SSE ids.
+RUNTIME_HOLES = frozenset({"prefill-restart:ids"})
 #: A new turn that repeats at least this many characters of the delivered
 #: text's start (or all of it, when shorter) can be told from a continuation.
 _FIRST = {CHAT: 1, ANTHROPIC: 2, RESPONSES: 1}  # start events of each dialect's rendering
@@ -76,6 +80,8 @@ class Scenario:
     conns: tuple[Conn, ...]
     background: bool = True
     seed: int = 0
+    #: behaviours decided while playing that the server avoids (:data:`RUNTIME_HOLES`)
+    avoid: frozenset[str] = frozenset()
 
     def text(self, answer: int) -> str:
         return "".join(self.answers[answer])
@@ -149,6 +155,9 @@ class ModelServer:
                number: int) -> tuple[int, Flags, list[str], int, str] | None:
         """(answer, flags, tokens, first event index to send, final text)."""
         sc = self.scenario
+        if kind == "prefill" and "prefill-restart:ids" in sc.avoid and conn.act != "honest" and conn.ids != "none":
+            conn = dataclasses.replace(conn, ids="none", same_prefix=False)
+            self.drawn["prefill answered without ids (hole prefill-restart:ids)"] += 1
         fresh = Flags(cid=f"c{number}", prefix=f"c{number}", ids=conn.ids, background=sc.background)
         if conn.act in ("restart", "different"):
             answer = min(conn.answer, len(sc.answers) - 1) if conn.act == "different" else self.current
@@ -208,7 +217,7 @@ class ModelServer:
                 return None
             return self.responses[rid], int(request.url.rpartition("starting_after=")[2])
         last = next(v for k, v in request.headers.items() if k.lower() == "last-event-id")
-        return self.sent.get(last)
+        return self.sent.get(_from_wire(last))
 
     def _continue(self, request: HTTPRequest) -> tuple[int, Flags, list[str], int, str] | None:
         found = self._cursor(request)
@@ -259,7 +268,7 @@ class ModelServer:
             offset += len(data)
             if offset > after:
                 break
-            if sc.dialect == RESPONSES:  # the server continues the latest stream under a response id
+            if sc.dialect == RESPONSES and index >= 0:  # the server continues the latest stream under a response id
                 self.responses[flags.cid if index == 0 else owner or flags.cid] = served
             if ident is not None:
                 # a repeated id is continued after its first event in that rendering; another
@@ -276,6 +285,15 @@ class ModelServer:
             return Reply(chunks)
         self.drawn[f"cut:{conn.cut}"] += 1
         return Reply(chunks, end=conn.cut, after=after)
+
+
+def _from_wire(value: str) -> str:
+    """A header value as the server reads it: its bytes (Latin-1, as HTTP
+    libraries send a ``str``) decoded as UTF-8, as browsers send ``Last-Event-ID``."""
+    try:
+        return value.encode("latin-1").decode("utf-8")
+    except (UnicodeEncodeError, UnicodeDecodeError):
+        return value
 
 
 def _common_prefix(a: str, b: str) -> str:
@@ -325,8 +343,10 @@ def features(conn: Conn) -> set[str]:
     found = {conn.act, f"ids:{conn.ids}"}
     if conn.act in ("restart", "different"):
         found.add(f"{conn.act}:{'role' if conn.role else 'no-role'}")
-        if conn.same_prefix and conn.ids != "none":
+        if conn.same_prefix:  # the first rendering's ids again (unless it had none)
             found.add(f"{conn.act}:colliding-ids")
+        elif conn.ids == "none":
+            found.add(f"{conn.act}:without-ids")
     if conn.cut:
         found.add(f"cut:{conn.cut}")
     if conn.error:
@@ -357,12 +377,56 @@ def draw(seed: int, holes: Iterable[str] = (), force: str | None = None) -> Scen
     ``force``, one that shows that behaviour."""
     rng = random.Random(seed)
     blocked = frozenset(holes) - {force}
+    if force in _BUILT:
+        return _BUILT[force](rng, seed, blocked)
     for _ in range(1000):
         sc = _draw(rng, seed, blocked)
         found = scenario_features(sc)
         if not found & blocked and (force is None or force in found):
             return sc
     raise AssertionError(f"no scenario without {sorted(blocked)} and with {force} from seed {seed}")
+
+
+def _prefill_restart(rng: random.Random, seed: int, blocked: frozenset[str]) -> Scenario:
+    """A cut without SSE ids (the next resume is a prefill), answered by a
+    restart or an echo that carries ids, cut; then what comes."""
+    while True:
+        sc = _draw(rng, seed, blocked)
+        if sc.dialect == RESPONSES or sc.provider == "generic":
+            continue
+        first = Conn(ids="none", cut=rng.choice(CUTS), at=rng.random())
+        restart = Conn(act=rng.choice(("restart", "partial-prefill")), cut=rng.choice(CUTS), at=rng.random(),
+                       ids=rng.choice(("plain", "backwards", "non-ascii")))
+        return dataclasses.replace(sc, conns=(first, restart, *sc.conns[:2]), resume=rng.choice(("auto", "prefill")))
+
+
+def _colliding(rng: random.Random, seed: int, blocked: frozenset[str]) -> Scenario:
+    """A cut, another answer reusing the first connection's SSE ids, then a
+    connection that leaves the stream without a cursor of its own, cut."""
+    while True:
+        sc = _draw(rng, seed, blocked)
+        if sc.dialect == RESPONSES or len(sc.answers) < 2:
+            continue
+        conns = (Conn(cut=rng.choice(CUTS), at=rng.uniform(0.3, 1.0), nonprogress=rng.choice((0, 20)), where=0.97),
+                 Conn(act="different", same_prefix=True, cut=rng.choice((None, *CUTS)), at=rng.random()),
+                 Conn(ids="none", cut=rng.choice(CUTS), at=rng.random()), *sc.conns[:1])
+        return dataclasses.replace(sc, conns=conns)
+
+
+def _without_ids(rng: random.Random, seed: int, blocked: frozenset[str]) -> Scenario:
+    """A cut with SSE ids, another answer without ids (a Reset), cut before its end."""
+    while True:
+        sc = _draw(rng, seed, blocked)
+        if sc.dialect == RESPONSES or len(sc.answers) < 2:
+            continue
+        conns = (Conn(cut=rng.choice(CUTS), at=rng.uniform(0.3, 1.0)),
+                 Conn(act="different", ids="none", cut=rng.choice(CUTS), at=rng.uniform(0.3, 0.9)), *sc.conns[:1])
+        return dataclasses.replace(sc, conns=conns)
+
+
+#: Holes whose scenarios are built on purpose (they need several connections in a row).
+_BUILT = {"prefill-restart:ids": _prefill_restart, "different:colliding-ids": _colliding,
+          "different:without-ids": _without_ids}
 
 
 def _draw(rng: random.Random, seed: int, blocked: frozenset[str]) -> Scenario:
@@ -372,13 +436,15 @@ def _draw(rng: random.Random, seed: int, blocked: frozenset[str]) -> Scenario:
     conns = tuple(_conn(rng, len(answers), blocked) for _ in range(rng.randint(1, 4)))
     resume = rng.choices(("auto", "cursor", "prefill", "replay"), weights=(40, 20, 20, 20))[0]
     divergence = "reset" if rng.random() < 0.85 else "raise"
-    return Scenario(dialect, resume, provider, divergence, answers, conns, rng.random() < 0.75, seed)
+    return Scenario(dialect, resume, provider, divergence, answers, conns, rng.random() < 0.75, seed,
+                    blocked & RUNTIME_HOLES)
 
 
 def describe(sc: Scenario) -> str:
     """A readable scenario."""
     lines = [f"Scenario(seed={sc.seed}): dialect={sc.dialect} resume={sc.resume} provider={sc.provider} "
-             f"on_divergence={sc.divergence}" + (f" background={sc.background}" if sc.dialect == RESPONSES else "")]
+             f"on_divergence={sc.divergence}" + (f" background={sc.background}" if sc.dialect == RESPONSES else "")
+             + (f" avoid={sorted(sc.avoid)}" if sc.avoid else "")]
     for number, tokens in enumerate(sc.answers):
         lines.append(f"  answer {number}{' (true)' if number == 0 else ''}: {list(tokens)}")
     default = Conn()

@@ -6,7 +6,7 @@ minimal one, with its seed (``draw(seed)`` rebuilds the unshrunk one).
 ``KNOWN_HOLES`` lists behaviours the current core gets wrong; the model draws
 none of them, and each has an ``xfail(strict=True)`` test that draws only
 scenarios showing it: fixing one makes that test pass, which fails the run
-until the hole leaves the list (findings in /work/i12-findings.md, section 2).
+until the hole leaves the list (each reason says what goes wrong).
 """
 
 from __future__ import annotations
@@ -21,16 +21,15 @@ from .model_wire import DIALECTS, ID_SCHEMES
 
 #: Behaviour -> why it is excluded (the finding that describes it).
 KNOWN_HOLES: dict[str, str] = {
-    "mixed-ids": "finding 1: an honest replay that brings SSE ids, cut while re-sending, then a cursor "
-                 "resume: the start is delivered twice (issue 12 case 1)",
-    "ids:repeat": "finding 1: a repeated SSE id makes a cursor resume fall back to replay; that replay, "
-                  "cut while re-sending, then a cursor resume delivers the start twice (issue 12 case 1)",
-    "restart:role": "finding 2: a restart with a start event, cut while re-sending, then a cursor resume "
-                    "(issue 12 case 1)",
-    "restart:no-role": "finding 2: a restart without a start event (issue 12 case 2)",
-    "different:role": "finding 3: another answer after a cut, cut again while re-sending, then a cursor "
-                      "resume; or a prefill answered by a similar new turn (issue 12 cases 1 and 9)",
-    "different:no-role": "finding 3: another answer without a start event (issue 12 cases 2 and 9)",
+    "restart:no-role": "finding 6: a restart without a start event on a cursor connection, cut after part of "
+                       "the re-sent start, then a cursor resume from the new ids: the rest is delivered twice",
+    "different:no-role": "finding 6: the same with another answer that shares the delivered start",
+    "prefill-restart:ids": "finding 5: a prefill answered by a restart (or an echo of the prefill) that carries "
+                           "SSE ids, cut while re-sending; the next cursor resume delivers the rest twice",
+    "different:colliding-ids": "finding 7: a server that reuses the SSE ids of the first answer for another "
+                               "answer; the stream later resumes from such an id (or keeps an earlier finish)",
+    "different:without-ids": "finding 8: after a Reset to an answer without SSE ids, the next resume sends the "
+                             "abandoned answer's Last-Event-ID",
     "whitespace-ends": "finding 4: an Anthropic prefill continued by the held-back whitespace alone is taken "
                        "for a restart when the answer also begins with whitespace",
 }
@@ -38,15 +37,16 @@ KNOWN_HOLES: dict[str, str] = {
 CHUNKS, PER_CHUNK = 8, 2_500  # 20,000 scenarios
 SLOW_CHUNKS, SLOW_PER_CHUNK = 40, 25_000  # 1,000,000 scenarios
 #: Scenarios each hole's test draws (enough to hit it on the core that has it).
-HOLE_SCENARIOS = {"ids:repeat": 4000}
+HOLE_SCENARIOS = {"restart:no-role": 3000, "different:no-role": 3000, "whitespace-ends": 1500}
 #: Every behaviour below is drawn at least this often in each chunk of the default run.
 MIN_DRAWN = 10
 EXPECTED = (
-    [f"act:{act}" for act in ACTS if act not in {h.split(":")[0] for h in KNOWN_HOLES}]
+    [f"act:{act}" for act in ACTS]
     + [f"cut:{cut}" for cut in CUTS] + [f"ids:{ids}" for ids in ID_SCHEMES if f"ids:{ids}" not in KNOWN_HOLES]
     + [f"dialect:{d}" for d in DIALECTS] + [f"resume:{r}" for r in ("auto", "cursor", "prefill", "replay")]
     + ["status:429", "status:503", "error:retryable", "error:fatal", "nonprogress", "prefill->honest",
-       "cursor->honest", "prefill->partial-prefill"]
+       "cursor->honest", "prefill->partial-prefill", "cursor->restart:role", "plain->restart:role",
+       "prefill->restart:role", "cursor->different:role", "plain->different:role"]
 )
 
 
@@ -62,7 +62,7 @@ def explore(first_seed: int, count: int, holes: set[str], force: str | None = No
         drawn[f"resume:{scenario.resume}"] += 1
         if outcome.problem is not None:
             failing = lambda candidate: run(candidate).problem  # noqa: E731
-            small = shrink(scenario, failing)
+            small = shrink(scenario, failing, holes=frozenset(holes) - {force})
             pytest.fail(f"{describe(small)}\n-> {run(small).problem}\n"
                         f"(shrunk from draw({seed}, holes={sorted(holes)}, force={force!r}): {outcome.problem})",
                         pytrace=False)
