@@ -22,7 +22,8 @@ from holysse import Reset, TextDelta
 from holysse.testing import MemoryTransport, Reply
 from holysse.transport import HTTPRequest
 
-from .model_server import Conn, ModelServer, Scenario, scenario_features
+from .model_draw import scenario_features
+from .model_server import Conn, ModelServer, Scenario
 
 __all__ = ["Outcome", "check", "shrink"]
 

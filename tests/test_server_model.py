@@ -16,7 +16,8 @@ from collections import Counter
 import pytest
 
 from .model_check import run, shrink
-from .model_server import ACTS, CUTS, describe, draw
+from .model_draw import describe, draw
+from .model_server import ACTS, CUTS
 from .model_wire import DIALECTS, ID_SCHEMES
 
 #: Behaviour -> why it is excluded (the finding that describes it).
@@ -39,7 +40,7 @@ SLOW_CHUNKS, SLOW_PER_CHUNK = 40, 25_000  # 1,000,000 scenarios
 #: Scenarios each hole's test draws (enough to hit it on the core that has it).
 HOLE_SCENARIOS = {"restart:no-role": 3000, "different:no-role": 3000, "whitespace-ends": 1500}
 #: Every behaviour below is drawn at least this often in each chunk of the default run.
-MIN_DRAWN = 10
+MIN_DRAWN = 5
 EXPECTED = (
     [f"act:{act}" for act in ACTS]
     + [f"cut:{cut}" for cut in CUTS] + [f"ids:{ids}" for ids in ID_SCHEMES if f"ids:{ids}" not in KNOWN_HOLES]
