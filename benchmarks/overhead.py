@@ -20,6 +20,7 @@ Run: ``python benchmarks/overhead.py [--events N] [--repeat R]``.
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import socket
 import threading
@@ -158,29 +159,14 @@ def make_holysse(url: str) -> Callable[[str], int]:
     return run
 
 
-def make_dropin(url: str) -> Callable[[str], int]:
-    import holysse.openai
-
-    client = holysse.openai.OpenAI(api_key="bench", base_url=url, max_retries=0)
-
-    def run(_: str) -> int:
-        count = 0
-        stream = client.chat.completions.create(
-            model="gpt-4.1", messages=[{"role": "user", "content": "hi"}], stream=True
-        )
-        for _chunk in stream:
-            count += 1
-        return count
-
-    return run
-
-
-def make_openai(url: str) -> Callable[[str], int] | None:
+def make_sdk(module: str, url: str) -> Callable[[str], int] | None:
+    """A runner through ``module``'s ``OpenAI`` client: ``"openai"`` (the
+    SDK, ``None`` when it is not installed) or ``"holysse.openai"``."""
     try:
-        import openai
+        sdk = importlib.import_module(module)
     except ImportError:
         return None
-    client = openai.OpenAI(api_key="bench", base_url=url, max_retries=0)
+    client = sdk.OpenAI(api_key="bench", base_url=url, max_retries=0)
 
     def run(_: str) -> int:
         count = 0
@@ -228,8 +214,8 @@ def main() -> None:
                 ("floor (requests+read1+split+json)", run_floor),
                 ("sseclient-py alone", run_sseclient),
                 ("holysse full path", make_holysse(server.url)),
-                ("holysse.openai drop-in", make_dropin(server.url)),
-                ("openai SDK", make_openai(server.url)),
+                ("holysse.openai drop-in", make_sdk("holysse.openai", server.url)),
+                ("openai SDK", make_sdk("openai", server.url)),
             ]
             print(f"\n{shape}:")
             present = [(name, fn) for name, fn in runners if fn is not None]

@@ -18,12 +18,12 @@ from __future__ import annotations
 
 import time
 import uuid
-from typing import TYPE_CHECKING, Any, Callable, Generator, Iterator
+from typing import TYPE_CHECKING, Any, Callable, Iterator
 
 from ..events import Finished, Reset, TextDelta, ThinkingDelta, ToolCallDelta, Usage
 from ..exceptions import StreamDiverged
-from ._errors import openai_error
 from ._objects import make, maker
+from ._stream import OpenAIStream, reraise
 
 if TYPE_CHECKING:
     from ..stream import Stream
@@ -64,75 +64,39 @@ def _delta(content: str | None = None, role: str | None = None) -> dict[str, Any
     return {"role": role, "content": content, "tool_calls": None, "refusal": None, "function_call": None}
 
 
-class ChatCompletionStream:
+class ChatCompletionStream(OpenAIStream):
     """openai's ``Stream[ChatCompletionChunk]``: iterate it once, use it as a
     context manager, :meth:`close` it. ``holysse_stream`` is the
     :class:`~holysse.Stream` underneath (metrics, the text so far)."""
 
     def __init__(self, stream: Stream, model: str, include_usage: bool, url: str) -> None:
-        #: The holysse stream carrying the answer.
-        self.holysse_stream = stream
         self._requested_model = model
         self._include_usage = include_usage
-        self._url = url
         self._created = int(time.time())
         self._id: str | None = None
         self._model = model
         self._role_sent = False
         self._chunk: Callable[[dict[str, Any]], Any] = maker("chat.ChatCompletionChunk")
-        self._iterator = self._chunks()
+        super().__init__(stream, url)
 
-    def __repr__(self) -> str:
-        return f"<holysse.openai.ChatCompletionStream {self.holysse_stream!r}>"
-
-    @property
-    def response(self) -> Any:
-        """Status, headers and request id of the connection that finished the
-        answer (:class:`holysse.metadata.ResponseInfo`)."""
-        return self.holysse_stream.response
-
-    def __iter__(self) -> Iterator[Any]:
-        return self._iterator
-
-    def __next__(self) -> Any:
-        return next(self._iterator)
-
-    def __enter__(self) -> ChatCompletionStream:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
-
-    def close(self) -> None:
-        """Stop reading and release the connection."""
-        self._iterator.close()
-        self.holysse_stream.close()
-
-    def _chunks(self) -> Generator[Any, None, None]:
-        stream = self.holysse_stream
+    def _objects(self) -> Iterator[Any]:
         usage: Usage | None = None
-        try:
-            for event in stream:
-                kind = type(event)
-                if kind is TextDelta:
-                    yield self._make(self._content(event.text), None)
-                elif kind is ToolCallDelta:
-                    yield self._make(self._tool_call(event), None)  # type: ignore[arg-type]
-                elif kind is ThinkingDelta:
-                    delta = _delta(role=self._role())
-                    delta["reasoning_content"] = event.thinking  # type: ignore[union-attr]
-                    yield self._make(delta, None)
-                elif kind is Finished:
-                    yield self._make(_delta(), finish_reason(event))  # type: ignore[arg-type]
-                elif kind is Usage:
-                    usage = event  # type: ignore[assignment]  # the last report is the answer's
-                elif kind is Reset:  # never happens: the drop-in streams with on_divergence="raise"
-                    raise StreamDiverged("The replayed answer diverged.", partial=event.delivered)  # type: ignore[union-attr]
-        except Exception as exc:
-            error = openai_error(exc, "POST", self._url)
-            if error is exc:
-                raise
-            raise error from exc
+        for event in self.holysse_stream:
+            kind = type(event)
+            if kind is TextDelta:
+                yield self._make(self._content(event.text), None)
+            elif kind is ToolCallDelta:
+                yield self._make(self._tool_call(event), None)  # type: ignore[arg-type]
+            elif kind is ThinkingDelta:
+                delta = _delta(role=self._role())
+                delta["reasoning_content"] = event.thinking  # type: ignore[union-attr]
+                yield self._make(delta, None)
+            elif kind is Finished:
+                yield self._make(_delta(), finish_reason(event))  # type: ignore[arg-type]
+            elif kind is Usage:
+                usage = event  # type: ignore[assignment]  # the last report is the answer's
+            elif kind is Reset:  # never happens: the drop-in streams with on_divergence="raise"
+                raise StreamDiverged("The replayed answer diverged.", partial=event.delivered)  # type: ignore[union-attr]
         if usage is not None and self._include_usage:
             yield self._chunk({**self._base(), "choices": [], "usage": chat_usage(usage)})
 
@@ -172,10 +136,7 @@ def chat_completion(stream: Stream, model: str, url: str) -> Any:
     try:
         snapshot = stream.final()
     except Exception as exc:
-        error = openai_error(exc, "POST", url)
-        if error is exc:
-            raise
-        raise error from exc
+        reraise(exc, url)
     calls = [{"id": call.id or f"call_{uuid.uuid4().hex[:24]}", "type": "function",
               "function": {"name": call.name or "", "arguments": call.arguments}} for call in snapshot.tool_calls]
     message: dict[str, Any] = {"role": "assistant", "content": snapshot.text or (None if calls else ""),

@@ -15,12 +15,12 @@ from __future__ import annotations
 
 import time
 import uuid
-from typing import TYPE_CHECKING, Any, Callable, Generator, Iterator, Mapping
+from typing import TYPE_CHECKING, Any, Callable, Iterator, Mapping
 
 from ..events import Finished, Reset, TextDelta, ThinkingDelta, ToolCallDelta, Usage
 from ..exceptions import StreamDiverged
-from ._errors import openai_error
 from ._objects import make
+from ._stream import OpenAIStream
 
 if TYPE_CHECKING:
     from ..stream import Stream
@@ -70,16 +70,13 @@ def _text_part(text: str) -> dict[str, Any]:
     return {"type": "output_text", "text": text, "annotations": [], "logprobs": []}
 
 
-class ResponseEventStream:
+class ResponseEventStream(OpenAIStream):
     """openai's ``Stream[ResponseStreamEvent]``: iterate it once, use it as a
     context manager, :meth:`close` it; ``holysse_stream`` is the stream
     underneath."""
 
     def __init__(self, stream: Stream, model: str, url: str) -> None:
-        #: The holysse stream carrying the answer.
-        self.holysse_stream = stream
         self._model = model
-        self._url = url
         self._created = time.time()
         self._sequence = 0
         self._items: list[_Item] = []
@@ -88,52 +85,29 @@ class ResponseEventStream:
         self._id: str | None = None
         #: The final ``Response`` once the stream ended.
         self.final_response: Any = None
-        self._iterator = self._events()
+        super().__init__(stream, url)
 
-    def __iter__(self) -> Iterator[Any]:
-        return self._iterator
-
-    def __next__(self) -> Any:
-        return next(self._iterator)
-
-    def __enter__(self) -> ResponseEventStream:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
-
-    def close(self) -> None:
-        """Stop reading and release the connection."""
-        self._iterator.close()
-        self.holysse_stream.close()
-
-    def _events(self) -> Generator[Any, None, None]:
+    def _objects(self) -> Iterator[Any]:
         finished: Finished | None = None
         usage: Usage | None = None
         started = False
-        try:
-            for event in self.holysse_stream:
-                kind = type(event)
-                if not started and kind in (TextDelta, ThinkingDelta, ToolCallDelta):
-                    started = True
-                    yield self._event("response.created", response=self._response("in_progress", None, None))
-                if kind is TextDelta:
-                    yield from self._delta("message", event.text)
-                elif kind is ThinkingDelta:
-                    yield from self._delta("reasoning", event.thinking)  # type: ignore[union-attr]
-                elif kind is ToolCallDelta:
-                    yield from self._call(event)  # type: ignore[arg-type]
-                elif kind is Finished:
-                    finished = event  # type: ignore[assignment]
-                elif kind is Usage:
-                    usage = event  # type: ignore[assignment]
-                elif kind is Reset:  # never happens: the drop-in streams with on_divergence="raise"
-                    raise StreamDiverged("The replayed answer diverged.", partial=event.delivered)  # type: ignore[union-attr]
-        except Exception as exc:
-            error = openai_error(exc, "POST", self._url)
-            if error is exc:
-                raise
-            raise error from exc
+        for event in self.holysse_stream:
+            kind = type(event)
+            if not started and kind in (TextDelta, ThinkingDelta, ToolCallDelta):
+                started = True
+                yield self._event("response.created", response=self._response("in_progress", None, None))
+            if kind is TextDelta:
+                yield from self._delta("message", event.text)
+            elif kind is ThinkingDelta:
+                yield from self._delta("reasoning", event.thinking)  # type: ignore[union-attr]
+            elif kind is ToolCallDelta:
+                yield from self._call(event)  # type: ignore[arg-type]
+            elif kind is Finished:
+                finished = event  # type: ignore[assignment]
+            elif kind is Usage:
+                usage = event  # type: ignore[assignment]
+            elif kind is Reset:  # never happens: the drop-in streams with on_divergence="raise"
+                raise StreamDiverged("The replayed answer diverged.", partial=event.delivered)  # type: ignore[union-attr]
         if not started:
             yield self._event("response.created", response=self._response("in_progress", None, None))
         yield from self._close_open()
