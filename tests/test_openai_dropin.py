@@ -154,6 +154,7 @@ def test_without_openai_the_same_snippet_works_on_light_objects() -> None:
         expected = reference(server)
         server.set_faults(cut_and_429(server, SENT))
         result = run_blocked(server.url, 3)
+        assert len(server.requests) == 1 + 4  # the faults happened: a 429 and two cuts
         server.set_faults([Fault.status(429)])
         limited = run_blocked(server.url, 0)
     assert result["text"] == expected["text"] and result["finish"] == "tool_calls"
