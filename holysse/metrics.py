@@ -10,44 +10,15 @@ from __future__ import annotations
 import copy as _copy
 import statistics
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from .events import Usage
-
-if TYPE_CHECKING:
-    from .pricing import PriceTable
+from .pricing import PriceTable, TokenCount
 
 __all__ = ["StreamMetrics", "TokenCount", "Leg"]
 
 #: Inter-token gaps kept before they are sampled.
 _MAX_GAPS = 4096
-
-
-@dataclass(frozen=True)
-class TokenCount:
-    """The tokens one answer cost, split into the answer and resume waste.
-
-    :param input_tokens: the prompt, read once.
-    :param output_tokens: the answer, generated once.
-    :param cached_input_tokens: the part of ``input_tokens`` served from the
-        provider's prompt cache (when reported).
-    :param reread_input_tokens: prompt tokens read again by requests that
-        started a new generation after a cut (replay, prefill, retry): their
-        reported input, or the prompt's size when they were cut before
-        reporting; a prefill also reads the partial answer.
-    :param wasted_output_tokens: tokens generated again and dropped (a replay
-        regenerates what was delivered). Tokens generated on a connection
-        but lost in the cut cannot be seen and are not counted.
-    :param estimated: some figure was estimated (a connection reported no
-        usage: output counted as one token per content event, input as 0).
-    """
-
-    input_tokens: int = 0
-    output_tokens: int = 0
-    cached_input_tokens: int = 0
-    reread_input_tokens: int = 0
-    wasted_output_tokens: int = 0
-    estimated: bool = False
 
 
 @dataclass

@@ -18,16 +18,27 @@ from __future__ import annotations
 
 import time
 from html import escape
-from typing import TYPE_CHECKING, Any
+from typing import Any, Iterator, Protocol
 
 from .events import Event, Reconnecting, Reset, Resumed
 from .exceptions import HolySSEError, UsageError
+from .metrics import StreamMetrics
 from .monitor import cost_value
 
-if TYPE_CHECKING:
-    from .stream import Stream
-
 __all__ = ["display"]
+
+
+class Stream(Protocol):
+    """What :func:`display` reads: a :class:`holysse.Stream` (a protocol, so
+    this module does not import the stream it is imported by)."""
+
+    @property
+    def text(self) -> str: ...
+
+    @property
+    def metrics(self) -> StreamMetrics: ...
+
+    def __iter__(self) -> Iterator[Event]: ...
 
 _WAITING = "*waiting for the first token…*"
 

@@ -28,9 +28,8 @@ from decimal import Decimal
 from typing import Any, Mapping, Union
 
 from .exceptions import UsageError
-from .metrics import TokenCount
 
-__all__ = ["Price", "Cost", "PriceTable", "DEFAULT_PRICES", "PriceSource"]
+__all__ = ["Price", "Cost", "TokenCount", "PriceTable", "DEFAULT_PRICES", "PriceSource"]
 
 _MILLION = Decimal(1_000_000)
 _SHOWN = Decimal("0.000001")
@@ -108,11 +107,38 @@ def _key(model: str) -> str:
 
 
 @dataclass(frozen=True)
+class TokenCount:
+    """The tokens one answer cost, split into the answer and resume waste.
+
+    :param input_tokens: the prompt, read once.
+    :param output_tokens: the answer, generated once.
+    :param cached_input_tokens: the part of ``input_tokens`` served from the
+        provider's prompt cache (when reported).
+    :param reread_input_tokens: prompt tokens read again by requests that
+        started a new generation after a cut (replay, prefill, retry): their
+        reported input, or the prompt's size when they were cut before
+        reporting; a prefill also reads the partial answer.
+    :param wasted_output_tokens: tokens generated again and dropped (a replay
+        regenerates what was delivered). Tokens generated on a connection
+        but lost in the cut cannot be seen and are not counted.
+    :param estimated: some figure was estimated (a connection reported no
+        usage: output counted as one token per content event, input as 0).
+    """
+
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cached_input_tokens: int = 0
+    reread_input_tokens: int = 0
+    wasted_output_tokens: int = 0
+    estimated: bool = False
+
+
+@dataclass(frozen=True)
 class Cost:
     """What one answer cost. ``str(cost)`` is one printable line.
 
     :param model: the model priced.
-    :param tokens: the token counts (:class:`~holysse.metrics.TokenCount`).
+    :param tokens: the token counts (:class:`TokenCount`).
     :param price: the price used, or ``None`` when the model has no known
         price (then every amount is ``None``).
     """

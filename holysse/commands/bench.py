@@ -21,7 +21,6 @@ import threading
 import time
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from contextlib import ExitStack
-from dataclasses import dataclass
 from typing import Any, Callable
 
 from .. import __version__
@@ -32,7 +31,7 @@ from ..exceptions import HolySSEError
 from ..monitor import LatencyMonitor, Stats
 from .common import DEFAULT_MODEL, add_client_arguments, make_client, money, ms, parse_duration, positive, request_body
 from .fake import add_fake_arguments, start_fake
-from .report import render_html
+from .report import ModelRun, render_html
 
 __all__ = ["bench", "ModelRun"]
 
@@ -58,16 +57,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     fake = parser.add_argument_group("fake server (--fake)")
     fake.add_argument("--fake", action="store_true", help="bench an embedded fake server: offline, no key")
     add_fake_arguments(fake)
-
-
-@dataclass
-class ModelRun:
-    """The streams of one model: their metrics, and when the run started."""
-
-    model: str
-    monitor: LatencyMonitor
-    started: float
-    wall: float = 0.0
 
 
 @register("bench", "measure TTFB, TTFT, token gaps and throughput over many streams", add_arguments)

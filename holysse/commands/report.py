@@ -10,15 +10,14 @@ from __future__ import annotations
 
 import math
 from html import escape
-from typing import TYPE_CHECKING, Any, Sequence
+from dataclasses import dataclass
+from typing import Any, Sequence
 
-from ..monitor import Stats, StreamSample
+from ..monitor import LatencyMonitor, Stats, StreamSample
 from .common import money, ms
 
-if TYPE_CHECKING:
-    from .bench import ModelRun
 
-__all__ = ["render_html", "histogram_svg", "timeline_svg"]
+__all__ = ["ModelRun", "render_html", "histogram_svg", "timeline_svg"]
 
 WIDTH = 760
 _PAD_LEFT, _PAD_RIGHT, _PAD_TOP, _PAD_BOTTOM = 56, 16, 28, 34
@@ -36,6 +35,16 @@ svg{display:block;margin:1em 0;font:11px sans-serif}
 .target{stroke:#c0392b;stroke-dasharray:4 3}.lane{stroke:#2c3e50;stroke-width:1}
 .span{stroke:#ddd}.span.failed{stroke:#e74c3c}.ttfb{fill:#27ae60}.ttfb.miss{fill:#e74c3c}
 """
+
+
+@dataclass
+class ModelRun:
+    """The streams of one model: their metrics, and when the run started."""
+
+    model: str
+    monitor: LatencyMonitor
+    started: float
+    wall: float = 0.0
 
 
 def render_html(config: dict[str, Any], runs: Sequence[ModelRun], results: Sequence[dict[str, Any]]) -> str:

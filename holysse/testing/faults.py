@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence, Union
 
 if TYPE_CHECKING:
-    from .server import RecordedRequest
+    from .recorded import RecordedRequest
 
 __all__ = ["Fault", "FaultPlan", "FaultSource"]
 

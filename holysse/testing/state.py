@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .faults import FaultPlan
+from .recorded import RecordedRequest
 from .generation import Generation
 from .model import FakeModel
 
@@ -39,38 +40,6 @@ class Options:
     keepalive_comments: bool = False
     token_scale: int = 1
     sse_retry: int | None = None
-
-
-@dataclass(frozen=True)
-class RecordedRequest:
-    """One request the fake server received, as it arrived."""
-
-    #: ``"GET"``, ``"POST"``, ...
-    method: str
-    #: The path without the query string (``"/v1/chat/completions"``).
-    path: str
-    #: The query string, last value wins.
-    query: dict[str, str] = field(hash=False)
-    #: Headers with their original casing (repeated headers joined by ``", "``).
-    headers: dict[str, str] = field(hash=False)
-    #: The parsed JSON body, or ``None`` (no body, or not JSON).
-    body: Any = field(hash=False)
-    #: The body bytes as received.
-    raw_body: bytes
-    #: Arrival order, from 0.
-    index: int
-
-    def header(self, name: str, default: str | None = None) -> str | None:
-        """A header value, looked up case-insensitively.
-
-        :param name: the header name in any casing.
-        :param default: returned when the header is absent.
-        """
-        lowered = name.lower()
-        for key, value in self.headers.items():
-            if key.lower() == lowered:
-                return value
-        return default
 
 
 class GenerationStore:
