@@ -139,9 +139,23 @@ def _without_ids(rng: random.Random, seed: int, blocked: frozenset[str]) -> Scen
         return dataclasses.replace(sc, conns=conns)
 
 
+def _finished_then_different(rng: random.Random, seed: int, blocked: frozenset[str]) -> Scenario:
+    """The finish arrives, the terminal marker does not; the resume is
+    answered by another answer that extends the delivered one, cut."""
+    while True:
+        sc = _draw(rng, seed, blocked)
+        if sc.dialect == RESPONSES:
+            continue
+        true = sc.answers[0]
+        longer = true + tuple(rng.sample(_OTHER, rng.randint(1, 4)))
+        conns = (Conn(cut=rng.choice(CUTS), at=rng.uniform(0.97, 0.9999)),
+                 Conn(act="different", cut=rng.choice(CUTS), at=rng.uniform(0.3, 0.8)), *sc.conns[:1])
+        return dataclasses.replace(sc, answers=(true, longer), conns=conns)
+
+
 #: Holes whose scenarios are built on purpose (they need several connections in a row).
 _BUILT = {"prefill-restart:ids": _prefill_restart, "different:colliding-ids": _colliding,
-          "different:without-ids": _without_ids}
+          "different:without-ids": _without_ids, "finished-then-different": _finished_then_different}
 
 
 def _draw(rng: random.Random, seed: int, blocked: frozenset[str]) -> Scenario:

@@ -31,7 +31,9 @@ ACTS = ("honest", "restart", "different", "partial-prefill", "status", "stall-he
 CUTS = ("fin", "rst", "stall")
 #: Holes the server avoids while playing (whether a request is a prefill is the client's choice):
 #: ``prefill-restart:ids``: a prefill answered by a restart or an echo that carries SSE ids.
-RUNTIME_HOLES = frozenset({"prefill-restart:ids"})
+#: ``finished-then-different``: another answer after a connection that delivered the finish (stop
+#: reason) but was cut before the terminal marker.
+RUNTIME_HOLES = frozenset({"prefill-restart:ids", "finished-then-different"})
 #: A new turn that repeats at least this many characters of the delivered
 #: text's start (or all of it, when shorter) can be told from a continuation.
 _FIRST = {CHAT: 1, ANTHROPIC: 2, RESPONSES: 1}  # start events of each dialect's rendering
@@ -102,6 +104,8 @@ class ModelServer:
     #: the flags of the first connection that served each answer
     first: dict[int, Flags] = field(default_factory=dict)
     current: int = 0
+    #: a connection delivered the finish but not the terminal marker
+    finish_only: bool = False
     connections: int = 0
     #: texts the answer may legitimately have; texts of generations whose end was sent
     possible: set[str] = field(default_factory=set)
@@ -148,6 +152,9 @@ class ModelServer:
                number: int) -> tuple[int, Flags, list[str], int, str] | None:
         """(answer, flags, tokens, first event index to send, final text)."""
         sc = self.scenario
+        if conn.act == "different" and self.finish_only and "finished-then-different" in sc.avoid:
+            conn = dataclasses.replace(conn, act="honest")
+            self.drawn["another answer after a late cut (hole finished-then-different): honest instead"] += 1
         if kind == "prefill" and "prefill-restart:ids" in sc.avoid and conn.act != "honest" and conn.ids != "none":
             conn = dataclasses.replace(conn, ids="none", same_prefix=False)
             self.drawn["prefill answered without ids (hole prefill-restart:ids)"] += 1
@@ -271,6 +278,7 @@ class ModelServer:
                     self.sent[ident] = (served, index)
             if index == finish:
                 self.finished.add(final)  # whole once its finish arrived, even without the terminal marker
+                self.finish_only = after < total
         if start > finish and conn.error is None:
             self.finished.add(final)
         chunks = [e[0] for e in events]

@@ -31,6 +31,9 @@ KNOWN_HOLES: dict[str, str] = {
                                "answer; the stream later resumes from such an id (or keeps an earlier finish)",
     "different:without-ids": "finding 8: after a Reset to an answer without SSE ids, the next resume sends the "
                              "abandoned answer's Last-Event-ID",
+    "finished-then-different": "finding 9: the finish arrives but not the terminal marker; the resume is answered "
+                               "by another answer that extends the text and is cut: the stream ends without "
+                               "error, the old finish_reason still counting",
     "whitespace-ends": "finding 4: an Anthropic prefill continued by the held-back whitespace alone is taken "
                        "for a restart when the answer also begins with whitespace",
 }
