@@ -50,6 +50,8 @@ class Core(Protocol):
 
     def deliver(self, event: Event, now: float) -> bool: ...
 
+    def deliver_text(self, event: TextDelta, now: float) -> None: ...
+
     def move_cursor(self, cursor: Any) -> None: ...
 
     def count_waste(self) -> None: ...
@@ -68,7 +70,8 @@ class Connection:
         #: A cursor connection: watch for a server that ignored the cursor.
         self._cursor = cursor
         self._check_generation = cursor and delivered.generation is not None
-        self._claimed = False  # this connection's generation id became the delivered one
+        # this connection's generation id became the delivered one (a dialect without: nothing to claim)
+        self._claimed = not hasattr(self.parser, "generation")
         self._guard: PrefillGuard | None = None
         flt = core.flt
         if core.strategy == "prefill" or (cursor and len(delivered.acc) and (flt is None or not flt.expects_text)):
@@ -77,44 +80,48 @@ class Connection:
         self.watch = ConnectionWatch(
             core.original.url, settings.timeout.idle, settings.retry.deadline, core.metrics.started, now
         )
-        self._tools: set[int] = set()
         self._finished = False
         #: Events since the last progress that said nothing new, by kind.
         self._looping: dict[str, int] = {}
-        self._sses: list[Any] = []
-        self._next = 0
         self._now = now
         self._progressed = False
 
-    def feed(self, chunk: bytes, now: float) -> None:
-        """Bytes arrived at ``now``: decode them; :meth:`step` processes
-        their events one by one."""
+    def feed(self, chunk: bytes, now: float) -> list[Any]:
+        """Bytes arrived at ``now``: their SSE events, for :meth:`step` one by
+        one, then :meth:`chunk_end`."""
         self.watch.arrived(chunk)
         metrics = self.core.metrics
         if metrics.ttfb is None:
             metrics.ttfb = now - metrics.started
         self._now = now
-        self._sses = self.decoder.feed(chunk)
-        self._next = 0
         self._progressed = False
+        sses = self.decoder.feed(chunk)
+        if sses:
+            self.watch.head = None
+        return sses
 
-    def step(self, out: list[Event]) -> bool:
-        """Process the next SSE event of the last chunk, delivering into
-        ``out``; ``False`` when the chunk has none left (its end was checked).
+    def step(self, sse: Any, out: list[Event]) -> None:
+        """Process one SSE event, delivering into ``out``.
 
         :raises HolySSEError: the connection failed (a protocol error, an
             in-stream error, a stall, a limit).
         :raises ResumeMismatch: it does not continue the delivered answer.
         """
-        index = self._next
-        if index >= len(self._sses):
-            self._chunk_end()
-            return False
-        self._next = index + 1
-        sse = self._sses[index]
-        core, parser, delivered, now = self.core, self.parser, self.core.delivered, self._now
-        self.watch.head = None
+        core, parser, now = self.core, self.parser, self._now
         events = parser.feed(sse)
+        if (len(events) == 1 and type(events[0]) is TextDelta and self._guard is None
+                and self._claimed and not self._cursor and not parser.done
+                and ((flt := core.flt) is None or not flt.active)):
+            # The usual event: one piece of text, nothing to check.
+            if sse.id:
+                core.delivered.ids.seen(sse.id)
+            self._progressed = True
+            core.deliver_text(events[0], now)
+            out.append(events[0])
+            if parser.cursor != core.delivered.cursor:
+                core.move_cursor(parser.cursor)
+            return
+        delivered = core.delivered
         if sse.id and delivered.ids.seen(sse.id) and self._cursor:
             raise ResumeMismatch(f"cursor resume sent again event {sse.id[:80]!r}, which was already delivered")
         for event in events:
@@ -153,9 +160,9 @@ class Connection:
                     core.deliver(kept, now)
                     out.append(kept)
             core.done = True
-        return True
 
-    def _chunk_end(self) -> None:
+    def chunk_end(self) -> None:
+        """The events of the last chunk were processed: check progress and time."""
         core = self.core
         if self.decoder.reconnection_time is not None:
             core.server_retry_ms = self.decoder.reconnection_time
@@ -168,10 +175,9 @@ class Connection:
         kind = type(event)
         what = "usage-only events"
         if kind is ToolCallDelta:
-            index = event.index  # type: ignore[union-attr]
-            if event.arguments or index not in self._tools:  # type: ignore[union-attr]
-                self._tools.add(index)
+            if event.arguments:  # type: ignore[union-attr]
                 return True
+            # Announcing a call (its id and name) is not progress until its arguments come.
             what = "tool-call deltas without arguments"
         elif kind is Finished:
             if not self._finished:

@@ -181,24 +181,21 @@ class StreamLoop:
 
     def _read(self, response: Response) -> Iterator[Event]:
         core, clock = self.core, self._clock
-        feed, next_events = core.feed, core.next_events
+        feed, on_event, chunk_end = core.feed, core.event, core.chunk_end
         for chunk in response.iter_bytes():
-            feed(chunk, clock())
-            while True:
+            for sse in feed(chunk, clock()):
                 if self._stop:  # closed from another thread while events of this read were pending
                     raise StreamClosed(
                         f"The stream was closed after {len(core.acc)} characters; the answer is incomplete."
                     )
-                events = next_events()
-                if events is None:
-                    break
-                yield from events
+                for event in on_event(sse):
+                    yield event
                 if core.failure is not None:
                     raise core.failure
                 if core.done:
                     return
+            chunk_end()
         raise core.eof(self._closed.is_set())
-
 
 def _for_others(error: BaseException | None, acc: Accumulator) -> BaseException | None:
     """The error other threads (``follow()``, ``final()``) see: a holysse

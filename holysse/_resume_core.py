@@ -142,28 +142,34 @@ class ResumeCore:
         attempt = self.metrics.total_reconnects
         return [Resumed(self.strategy, attempt, 0 if flt is None else flt.expected_chars)]
 
-    def feed(self, chunk: bytes, now: float) -> None:
-        """Bytes of the current connection arrived at ``now``; then call
-        :meth:`next_events` until it returns ``None``."""
+    def feed(self, chunk: bytes, now: float) -> list[Any]:
+        """Bytes of the current connection arrived at ``now``: the SSE events
+        they complete; pass each to :meth:`event`, then call :meth:`chunk_end`."""
         conn = self._conn
         assert conn is not None
-        conn.feed(chunk, now)
+        return conn.feed(chunk, now)
 
-    def next_events(self) -> list[Event] | None:
-        """The events of the next SSE event of the last chunk, delivered (in
-        the accumulator), to yield; ``None`` when the chunk is done. An error
-        met after some of them is left in :attr:`failure`, for after them."""
+    def event(self, sse: Any) -> list[Event]:
+        """Process one SSE event: the events it delivers (already in the
+        accumulator), to yield. After them, :attr:`failure` may hold an error
+        met on the way and :attr:`done` tell that the answer ended."""
         conn = self._conn
         assert conn is not None
         out: list[Event] = []
         try:
-            if not conn.step(out):
-                return None
+            conn.step(sse, out)
         except (HolySSEError, ResumeMismatch) as exc:
             if not out:
                 raise
             self.failure = exc
         return out
+
+    def chunk_end(self) -> None:
+        """Every event of the last chunk was processed: the checks on progress
+        and time (they raise, as a cut)."""
+        conn = self._conn
+        assert conn is not None
+        conn.chunk_end()
 
     def whole(self, events: list[Event], now: float) -> list[Event]:
         """A whole JSON answer arrived (a server that ignores ``stream:
@@ -363,6 +369,14 @@ class ResumeCore:
         return parser
 
     # -- delivering -------------------------------------------------------------
+
+    def deliver_text(self, event: TextDelta, now: float) -> None:
+        """Deliver one piece of answer text (the usual event, kept short)."""
+        delivered = self.delivered
+        delivered.budget.spend(len(event.text))
+        delivered.content_events += 1
+        self.metrics._record_text(now, len(event.text))
+        self.acc.add(event)
 
     def deliver(self, event: Event, now: float) -> bool:
         """Deliver one event; whether it was progress."""

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import copy as _copy
 import statistics
+from array import array
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, MutableSequence
 
 from .events import Usage
 from .pricing import PriceTable, TokenCount
@@ -18,7 +19,7 @@ from .pricing import PriceTable, TokenCount
 __all__ = ["StreamMetrics", "TokenCount", "Leg"]
 
 #: Inter-token gaps kept before they are sampled.
-_MAX_GAPS = 4096
+_MAX_GAPS = 2048
 
 
 @dataclass
@@ -46,7 +47,7 @@ class StreamMetrics:
 
     ``ttfb`` is the time to the first body byte and ``ttft`` to the first
     answer text, both from the start of the stream; ``gaps`` are the times
-    between consecutive text events (all of them up to 4096, then an even
+    between consecutive text events (all of them up to 2048, then an even
     sample of them, so memory stays bounded); ``reconnects`` counts resumed connections
     per strategy (``"retry"`` for attempts before any answer arrived).
     ``resent_chars`` and ``wasted_output_tokens`` count what servers sent again
@@ -61,7 +62,7 @@ class StreamMetrics:
     ttft: float | None = None
     text_events: int = 0
     chars: int = 0
-    gaps: list[float] = field(default_factory=list)
+    gaps: MutableSequence[float] = field(default_factory=lambda: array("d"))
     reconnects: dict[str, int] = field(default_factory=dict)
     reconnect_time: float = 0.0
     resets: int = 0

@@ -138,7 +138,29 @@ class SSEDecoder:
             raise
         if not blocks:
             return []
-        return self._dispatch(blocks, size)
+        out = self._simple(blocks)
+        return out if out is not None else self._dispatch(blocks, size)
+
+    def _simple(self, blocks: list[bytes]) -> list[ServerSentEvent] | None:
+        """The fast path for what LLM servers send almost always: blocks that
+        are one ``data: `` line each, valid UTF-8 (``None`` when a block is
+        anything else: the full parse handles all of them)."""
+        out: list[ServerSentEvent] = []
+        last_id = self.last_event_id
+        for block in blocks:
+            if not block.startswith(b"data: ") or b"\n" in block or len(block) < 7:
+                return None
+            try:
+                data = block[6:].decode("utf-8")
+            except UnicodeDecodeError:
+                return None
+            obj = _new_object(ServerSentEvent)
+            _set_event(obj, "message")
+            _set_data(obj, data)
+            _set_id(obj, last_id)
+            _set_retry(obj, None)
+            out.append(obj)
+        return out
 
     def close(self) -> list[ServerSentEvent]:
         """End of stream: discard an unterminated block (it is never dispatched

@@ -10,6 +10,7 @@ resume core fixes it (then the marker goes).
 from __future__ import annotations
 
 import itertools
+import sys
 import threading
 import time
 import tracemalloc
@@ -130,7 +131,7 @@ def retained_while_streaming(via: str, body: Iterator[bytes], **kwargs: Any) -> 
                 peak.append(tracemalloc.get_traced_memory()[0] - base)
 
         chat_body = {"model": "m", "messages": [{"role": "user", "content": "hi"}], "on_event": measure}
-        result = run(lambda request, number: Reply(body), via, body=chat_body, **kwargs)
+        result = run(lambda request, number: Reply(body), via, body=chat_body, keep_events=False, **kwargs)
     finally:
         tracemalloc.stop()
     assert peak, result.error
@@ -147,15 +148,31 @@ def test_case4_huge_ids_are_not_all_kept(via: str) -> None:
     assert retained < 2 << 20, f"{retained} bytes retained for {count} ids of {size} bytes"
 
 
-@case(4, "one-character events retain far more than their text")
 @pytest.mark.parametrize("via", VIAS)
 def test_case4_one_character_events_retain_at_most_twice_their_text(via: str) -> None:
-    count = 10_000
-    events = [chat("x")] * 100  # a hundred events per read: the socket's pace, not the point here
-    body = itertools.chain([chat(role=True)], (b"".join(events) for _ in range(count // 100)), done())
-    retained, result = retained_while_streaming(via, body)
-    assert result.error is None and len(result.stream.text) == count
-    assert retained <= 2 * count + (64 << 10), f"{retained / count:.1f} bytes retained per one-character event"
+    """What one more one-character event costs: the retention of 20,000
+    events over that of 10,000 (fixed costs, imports and socket buffers of
+    the first stream, cancel out)."""
+    def retained(count: int) -> int:
+        """Bytes still allocated once the stream ended (the Stream alive), over
+        what was allocated before it, without the consumer's own copy of the
+        text (measured at the end: the events of the read in progress are a
+        working set bounded by the read size, not retention)."""
+        events = [chat("x")] * 100  # a hundred events per read: the socket's pace, not the point here
+        body = itertools.chain([chat(role=True)], (b"".join(events) for _ in range(count // 100)), done())
+        tracemalloc.start()
+        try:
+            base = tracemalloc.get_traced_memory()[0]
+            result = run(lambda request, number: Reply(body), via, keep_events=False)
+            size = tracemalloc.get_traced_memory()[0] - base - sys.getsizeof(result.received)
+        finally:
+            tracemalloc.stop()
+        assert result.error is None and len(result.stream.text) == count
+        return size
+
+    retained(2_000)  # warm up: imports, pools
+    small, large = retained(10_000), retained(20_000)
+    assert large - small <= 2 * 10_000, f"{(large - small) / 10_000:.1f} bytes retained per one-character event"
 
 
 @pytest.mark.parametrize("via", VIAS)
@@ -188,8 +205,7 @@ def endless(kind: str) -> Iterator[bytes]:
 
 
 @pytest.mark.parametrize("via", VIAS)
-@pytest.mark.parametrize("kind", ["usage", "finish", pytest.param("tool names", marks=case(
-    5, "name-only tool deltas count as progress: Timeout.idle never fires"))])
+@pytest.mark.parametrize("kind", ["usage", "finish", "tool names"])
 def test_case5_endless_non_progress_ends_within_idle(via: str, kind: str) -> None:
     started = time.monotonic()
     bodies = iter([endless(kind)])

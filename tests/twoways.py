@@ -55,9 +55,13 @@ def reset_aware(events: Iterable[holysse.Event]) -> str:
     return "".join(parts)
 
 
-def run(script: Script, via: str, *, body: dict[str, Any] | None = None, **kwargs: Any) -> Run:
+def run(script: Script, via: str, *, body: dict[str, Any] | None = None, keep_events: bool = True,
+        **kwargs: Any) -> Run:
     """Stream one answer from ``script`` played ``via`` memory or sockets.
-    HolySSE errors are caught into :attr:`Run.error`; anything else propagates."""
+    HolySSE errors are caught into :attr:`Run.error`; anything else propagates.
+    ``keep_events=False``: the consumer keeps only the text it shows (for
+    memory measurements: a list of events is the consumer's memory, not
+    holysse's); :attr:`Run.events` is then empty."""
     kwargs.setdefault("retry", holysse.RetryPolicy(max_attempts=6, backoff_initial=0.001))
     kwargs.setdefault("timeout", holysse.Timeout(connect=5, read=2))
     kwargs.setdefault("api_key", "hs_" + "t" * 20)
@@ -66,29 +70,35 @@ def run(script: Script, via: str, *, body: dict[str, Any] | None = None, **kwarg
     if via == "memory":
         transport = MemoryTransport(script)
         client = holysse.Client(base_url="https://llm.test/v1", transport=transport, sleep=sleeps, **kwargs)
-        result = _consume(client, body, sleeps)
+        result = _consume(client, body, sleeps, keep_events)
         result.requests = transport.requests
         assert transport.open_responses == 0
         return result
     with ReplyServer(script) as server:
         client = holysse.Client(base_url=server.url, sleep=sleeps, **kwargs)
-        result = _consume(client, body, sleeps)
+        result = _consume(client, body, sleeps, keep_events)
         result.requests = [server.outgoing(request) for request in server.requests]
     return result
 
 
-def _consume(client: holysse.Client, body: dict[str, Any], sleeps: Sleeps) -> Run:
+def _consume(client: holysse.Client, body: dict[str, Any], sleeps: Sleeps, keep_events: bool = True) -> Run:
     stream = client.stream(**body)
     events: list[holysse.Event] = []
+    shown = ""
     error = None
     try:
         for event in stream:
-            events.append(event)
+            if keep_events:
+                events.append(event)
+            elif isinstance(event, Reset):
+                shown = ""
+            elif type(event) is TextDelta:
+                shown += event.text
     except holysse.HolySSEError as exc:
         error = exc
     finally:
         client.close()
-    return Run(reset_aware(events), events, stream, error, [], sleeps)
+    return Run(reset_aware(events) if keep_events else shown, events, stream, error, [], sleeps)
 
 
 def assert_contract(result: Run, answer: str, *, finished: Iterable[str] = ()) -> None:
