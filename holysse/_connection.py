@@ -152,7 +152,8 @@ class Connection:
             for event in events:
                 core.deliver(event, now)
                 out.append(event)
-        if parser.cursor != delivered.cursor:
+        if parser.cursor != delivered.cursor and self._guard is None:
+            # (while the guard holds text back, the cursor would point past text not delivered)
             core.move_cursor(parser.cursor)
         if parser.done:
             if flt is not None:

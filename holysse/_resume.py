@@ -99,7 +99,7 @@ class PrefillGuard:
             if kind is TextDelta:
                 self._match(event.text)
             elif kind is Finished:
-                self.restarted = self._pos > 0  # ended inside the delivered text
+                self.restarted = self._repeated()  # ended inside the delivered text
                 self.active = False
             elif kind in (ThinkingDelta, ToolCallDelta):
                 self.active = False
@@ -113,9 +113,14 @@ class PrefillGuard:
         (the server :attr:`restarted` if it ended inside the delivered text)."""
         if not self.active:
             return []
-        self.active, self.restarted = False, self._pos > 0
+        self.active, self.restarted = False, self._repeated()
         held, self._held = self._held, []
         return held
+
+    def _repeated(self) -> bool:
+        """The text so far repeats the delivered start, beyond whitespace (a
+        prefill's held-back whitespace, sent again, is not a repeat)."""
+        return self._pos > 0 and bool(self._delivered[: self._pos].strip())
 
     def release(self) -> list[Event]:
         """Stop holding: the events held so far."""

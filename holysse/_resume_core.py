@@ -224,7 +224,8 @@ class ResumeCore:
         if isinstance(exc, HTTPStatusError) and self.strategy in ("cursor", "prefill") and refuses_resume(exc.status_code):
             exc = ResumeRefused(f"The server refused the {self.strategy} resume: {exc}")
         if isinstance(exc, ResumeMismatch):
-            if isinstance(exc, ResumeRefused):
+            if isinstance(exc, ResumeRefused) or self.strategy == "cursor":
+                # a server caught ignoring its cursor once is not trusted with it again
                 self.refused.add(self.strategy)
             fallback = self.choose_strategy(after=self.strategy)
             reason = f"{exc}; falling back to {fallback}"
