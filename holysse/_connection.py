@@ -139,6 +139,10 @@ class Connection:
             events = guard.feed(events) + (guard.end() if parser.done else [])
             if not guard.active:
                 if guard.restarted:
+                    if core.strategy == "prefill":
+                        # A new turn to the prefilled request: its prompt is not the user's; ask again.
+                        raise ResumeMismatch("the server ignored the prefill and answered a new turn that repeats "
+                                             "the start of the answer")
                     self._restart()
                 self._guard = None
         flt = core.flt

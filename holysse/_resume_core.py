@@ -184,7 +184,8 @@ class ResumeCore:
             guard = PrefillGuard(self.acc.text)
             events = guard.feed(events) + guard.end()
             if guard.restarted:
-                flt = self._restarted()
+                raise ResumeMismatch("the server ignored the prefill and answered a new turn that repeats the "
+                                     "start of the answer")
         if flt is not None:
             events = [out for event in events for out in flt.feed(event)] + flt.end()
             self._count_waste()
@@ -224,8 +225,8 @@ class ResumeCore:
         if isinstance(exc, HTTPStatusError) and self.strategy in ("cursor", "prefill") and refuses_resume(exc.status_code):
             exc = ResumeRefused(f"The server refused the {self.strategy} resume: {exc}")
         if isinstance(exc, ResumeMismatch):
-            if isinstance(exc, ResumeRefused) or self.strategy == "cursor":
-                # a server caught ignoring its cursor once is not trusted with it again
+            if isinstance(exc, ResumeRefused) or self.strategy in ("cursor", "prefill"):
+                # a server caught ignoring its cursor or prefill once is not trusted with it again
                 self.refused.add(self.strategy)
             fallback = self.choose_strategy(after=self.strategy)
             reason = f"{exc}; falling back to {fallback}"

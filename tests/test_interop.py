@@ -147,7 +147,6 @@ def test_cuts_between_client_and_llama_cpp_are_resumed_exactly(
 
 
 @pytest.mark.interop
-@pytest.mark.xfail(strict=True, reason="issue 12 case 9: llama.cpp ignores the prefill and answers a similar new turn")
 @pytest.mark.parametrize("cut", [2500, 4000])
 def test_an_ignored_prefill_never_gives_silently_wrong_text(
     llama_server: tuple[str, int], baseline: str, cut: int

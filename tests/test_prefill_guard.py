@@ -64,9 +64,12 @@ def test_a_server_ignoring_the_prefill_does_not_duplicate_the_answer(
         stream = make_client(server, sleeps, resume="prefill", provider="vllm").stream(**CHAT)
         events = list(stream)
         expected = server.expected_text(CHAT)
-        assert server.requests[-1].body["messages"][-1]["role"] == "assistant"  # a prefill was sent...
+        assert server.requests[-2].body["messages"][-1]["role"] == "assistant"  # a prefill was sent...
+        # ...answered by a new turn to the prefilled prompt: the original request is sent again (issue 12 case 9)
+        assert server.requests[-1].body["messages"][-1]["role"] == "user"
     received = "".join(event.text for event in events)
-    assert received == stream.text == expected  # ...answered afresh, and nothing repeated
+    assert received == stream.text == expected  # ...and nothing repeated
     assert not any(isinstance(event, Reset) for event in events)
     assert stream.metrics.wasted_output_tokens > 0
-    assert any("ignored the prefill resume" in record.getMessage() for record in caplog.records)
+    assert stream.metrics.reconnects == {"prefill": 1, "replay": 1}
+    assert any("ignored the prefill" in record.getMessage() for record in caplog.records)
