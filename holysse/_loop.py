@@ -172,7 +172,12 @@ class StreamLoop:
             response.close(complete=complete)
 
     def _open(self, request: HTTPRequest) -> Response:
-        response = self._transport.open(request, self.core.open_timeout(self._clock()))
+        now, transport = self._clock(), self._transport
+        timeout, remaining = self.core.open_timeout(now), self.core.remaining(now)
+        if remaining is not None and getattr(transport, "bounds_head", False):
+            response: Response = transport.open(request, timeout, head_deadline=remaining)  # type: ignore[call-arg]
+        else:
+            response = transport.open(request, timeout)
         with self._response_lock:
             self._response = response
         if self._closed.is_set():

@@ -127,6 +127,10 @@ class ResumeCore:
             timeout = dataclasses.replace(timeout, read=max(0.001, min(timeout.read, remaining)))
         return timeout
 
+    def remaining(self, now: float) -> float | None:
+        """Seconds left before the stream's deadline (``None``: no deadline)."""
+        return self.settings.retry.remaining(now - self.metrics.started)
+
     def connected(self, status: int, headers: Mapping[str, str], url: str, now: float) -> list[Event]:
         """The response (``status``, ``headers``, for ``url``) is a stream or
         a whole answer: a new connection of the answer begins."""

@@ -20,12 +20,15 @@ import json
 import logging
 import socket
 import ssl
+import threading
+import time
 from typing import Any, Iterator, Mapping
 from urllib.parse import urljoin, urlsplit
 
 import requests
 import requests.adapters
 import urllib3
+import urllib3.connection
 import urllib3.exceptions
 
 from . import exceptions as exc_
@@ -67,11 +70,15 @@ class RequestsTransport:
         :meth:`close`.
     """
 
+    #: :meth:`open` takes ``head_deadline`` (sessions holysse makes only).
+    bounds_head = True
+
     def __init__(self, session: requests.Session | None = None, *, pool_maxsize: int = 32) -> None:
         self._owns_session = session is None
         if session is None:
             session = requests.Session()
             adapter = requests.adapters.HTTPAdapter(pool_connections=4, pool_maxsize=pool_maxsize, max_retries=0)
+            adapter.poolmanager.pool_classes_by_scheme = _WATCHED_POOLS
             session.mount("https://", adapter)
             session.mount("http://", adapter)
         self._session = session
@@ -79,12 +86,31 @@ class RequestsTransport:
     def __repr__(self) -> str:
         return f"<RequestsTransport owns_session={self._owns_session}>"
 
-    def open(self, request: HTTPRequest, timeout: Timeout) -> Response:
+    def open(self, request: HTTPRequest, timeout: Timeout, *, head_deadline: float | None = None) -> Response:
         """Send ``request``, following redirects (see :func:`redirect_target`).
 
+        :param head_deadline: the most seconds the response head may take in
+            all (a server dripping it byte by byte never trips the read
+            timeout); enforced on the sessions holysse makes.
         :raises ProtocolError: too many redirects, a redirect that would
             downgrade to plain http, or an oversized response head.
+        :raises ReadTimeout: the head took longer than ``head_deadline``.
         """
+        watch = _HeadWatch(head_deadline) if head_deadline is not None and self._owns_session else None
+        _local.head_watch = watch
+        try:
+            return self._open(request, timeout)
+        except exc_.HolySSEError as error:
+            if watch is not None and watch.fired:
+                raise exc_.ReadTimeout(
+                    f"{request.url} sent its response head too slowly: the stream deadline passed while waiting "
+                    f"for it ({head_deadline:.1f}s left when it was sent)."
+                ) from error
+            raise
+        finally:
+            _local.head_watch = None
+
+    def _open(self, request: HTTPRequest, timeout: Timeout) -> Response:
         for _ in range(MAX_REDIRECTS + 1):
             response = self._send(request, timeout)
             target = redirect_target(request, response.status_code, response.headers)
@@ -127,6 +153,67 @@ class RequestsTransport:
     def close(self) -> None:
         if self._owns_session:
             self._session.close()
+
+
+_local = threading.local()
+
+
+class _HeadWatch:
+    """Shuts the socket down when a response head is not complete within
+    ``seconds`` (a timer thread, only while a head is awaited)."""
+
+    def __init__(self, seconds: float) -> None:
+        self._until = time.monotonic() + seconds
+        self._timer: threading.Timer | None = None
+        self.fired = False
+
+    def arm(self, sock: socket.socket) -> None:
+        def fire() -> None:
+            self.fired = True
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+        self._timer = threading.Timer(max(0.0, self._until - time.monotonic()), fire)
+        self._timer.daemon = True
+        self._timer.start()
+
+    def disarm(self) -> None:
+        timer, self._timer = self._timer, None
+        if timer is not None:
+            timer.cancel()
+            timer.join()
+
+
+def _watched(base: type[urllib3.connection.HTTPConnection]) -> type[urllib3.connection.HTTPConnection]:
+    """``base`` whose wait for the response head obeys the thread's :class:`_HeadWatch`."""
+
+    class Watched(base):  # type: ignore[valid-type,misc]
+        def getresponse(self) -> Any:
+            watch: _HeadWatch | None = getattr(_local, "head_watch", None)
+            sock = getattr(self, "sock", None)
+            if watch is None or sock is None:
+                return super().getresponse()
+            watch.arm(sock)
+            try:
+                return super().getresponse()
+            finally:
+                watch.disarm()
+
+    Watched.__name__ = Watched.__qualname__ = f"Watched{base.__name__}"
+    return Watched
+
+
+class _WatchedHTTPPool(urllib3.HTTPConnectionPool):
+    ConnectionCls = _watched(urllib3.connection.HTTPConnection)
+
+
+class _WatchedHTTPSPool(urllib3.HTTPSConnectionPool):
+    ConnectionCls = _watched(urllib3.connection.HTTPSConnection)  # type: ignore[assignment]
+
+
+_WATCHED_POOLS: dict[str, type[urllib3.HTTPConnectionPool]] = {"http": _WatchedHTTPPool, "https": _WatchedHTTPSPool}
 
 
 def _hostname(url: str) -> str | None:

@@ -307,7 +307,6 @@ class _nothing:
 # -- case 8: a slow response head (sockets) -------------------------------------------------------
 
 
-@case(8, "a response head dripped byte by byte runs past RetryPolicy.deadline")
 def test_case8_slow_head_is_bounded_by_the_deadline() -> None:
     from .scripted import ScriptedServer, sse_head
 
