@@ -35,14 +35,31 @@ from ._connection import Connection
 from ._delivered import Delivered, Position
 from ._http import body_error
 from ._limits import ConnectionWatch
-from ._resume import STRATEGIES, PrefillGuard, ResendFilter, ResendTally, ResumeMismatch, expected_again
+from ._resume import (
+    STRATEGIES,
+    PrefillGuard,
+    ResendFilter,
+    ResendTally,
+    ResumeMismatch,
+    expected_again,
+)
 from ._settings import StreamSettings
 from ._status import refuses_resume
 from ._types import HTTPRequest, Timeout
 from .accumulator import Accumulator
 from .dialects.base import Dialect, Parser
 from .dialects.profiles import ProviderProfile
-from .events import Event, Finished, Reconnecting, Reset, Resumed, TextDelta, ThinkingDelta, ToolCallDelta, Usage
+from .events import (
+    Event,
+    Finished,
+    Reconnecting,
+    Reset,
+    Resumed,
+    TextDelta,
+    ThinkingDelta,
+    ToolCallDelta,
+    Usage,
+)
 from .exceptions import HolySSEError, HTTPStatusError, StreamClosed, StreamInterrupted
 from .metadata import ResponseInfo
 from .metrics import StreamMetrics
