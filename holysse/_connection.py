@@ -85,6 +85,7 @@ class Connection:
         self._looping: dict[str, int] = {}
         self._now = now
         self._progressed = False
+        self._plain = False  # decided by the first event (see the end of step)
 
     def feed(self, chunk: bytes, now: float) -> list[Any]:
         """Bytes arrived at ``now``: their SSE events, for :meth:`step` one by
@@ -109,8 +110,7 @@ class Connection:
         """
         core, parser, now = self.core, self.parser, self._now
         events = parser.feed(sse)
-        if (len(events) == 1 and type(events[0]) is TextDelta and self._guard is None
-                and self._claimed and not self._cursor and not parser.done
+        if (len(events) == 1 and type(events[0]) is TextDelta and self._plain and not parser.done
                 and ((flt := core.flt) is None or not flt.active)):
             # The usual event: one piece of text, nothing to check.
             if sse.id:
@@ -165,15 +165,20 @@ class Connection:
                     core.deliver(kept, now)
                     out.append(kept)
             core.done = True
+        # Nothing to check on this connection any more, beyond the re-send filter: the fast path.
+        self._plain = self._guard is None and self._claimed and not self._cursor
 
     def chunk_end(self) -> None:
         """The events of the last chunk were processed: check progress and time."""
-        core = self.core
-        if self.decoder.reconnection_time is not None:
-            core.server_retry_ms = self.decoder.reconnection_time
+        decoder, watch = self.decoder, self.watch
+        if decoder.reconnection_time is not None:
+            self.core.server_retry_ms = decoder.reconnection_time
         if self._progressed:
-            self._looping.clear()
-        self.watch.check(self._now, self._progressed, self.decoder.pending_bytes, self._looping)
+            if self._looping:
+                self._looping.clear()
+            watch.progress(self._now)
+        else:
+            watch.check(self._now, False, decoder.pending_bytes, self._looping)
 
     def _progress(self, event: Event) -> bool:
         """Whether a non-text event says something new; counts those that do not."""

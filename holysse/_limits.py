@@ -80,6 +80,15 @@ class ConnectionWatch:
         if head is not None and len(head) < BODY_HEAD:
             self.head = head + chunk[: BODY_HEAD - len(head)]
 
+    def progress(self, now: float) -> None:
+        """A chunk delivered an answer event at ``now``.
+
+        :raises ReadTimeout: past the deadline.
+        """
+        self._last_progress = now
+        if now >= self._stop_at:
+            raise ReadTimeout(f"The stream deadline ({self._deadline}s) passed while reading the answer.")
+
     def check(self, now: float, progressed: bool, pending: int, looping: Mapping[str, int] | None = None) -> None:
         """After a chunk: did the connection deliver an answer event lately,
         and is there time left?
