@@ -194,7 +194,7 @@ class Checkpoint:
         delivered.thinking_len = len(self.thinking)
         delivered.tool_lens = {c.index: len(c.arguments) for c in self.tool_calls}
         delivered.tool_names = {c.index: c.name for c in self.tool_calls}
-        delivered.finished = self.finish_reason is not None
+        delivered.finished = core.finished_before = self.finish_reason is not None
         delivered.budget.spend(len(self.text) + len(self.thinking) + sum(len(c.arguments) for c in self.tool_calls))
         cursor: Any = self.cursor
         if isinstance(cursor, Mapping):

@@ -118,14 +118,14 @@ class StreamLoop:
             core.settle()
             self.metrics.ended = self._clock()
             self.metrics.error = None if error is None else type(error).__name__
-            acc.finish(_for_others(error, acc))
+            acc.finish(error)
             on_finished()
 
     # -- the loop -------------------------------------------------------------
 
     def _attempts(self) -> Iterator[Event]:
         core, clock = self.core, self._clock
-        if self._checkpoint is not None and self._checkpoint.finish_reason is not None:
+        if core.finished_before:
             return
         while True:
             try:
@@ -201,18 +201,3 @@ class StreamLoop:
                     return
             chunk_end()
         raise core.eof(self._closed.is_set())
-
-def _for_others(error: BaseException | None, acc: Accumulator) -> BaseException | None:
-    """The error other threads (``follow()``, ``final()``) see: a holysse
-    error as it is; anything else (Ctrl-C, a callback that raised) as a
-    :class:`StreamClosed` caused by it, so that they never end as if the
-    answer were complete and never raise a ``KeyboardInterrupt`` of their own."""
-    if error is None or isinstance(error, HolySSEError):
-        return error
-    wrapped = StreamClosed(
-        f"The stream stopped after {len(acc)} characters: the thread reading it raised {type(error).__name__}"
-        + (f" ({error})" if str(error) else "") + "; the answer is incomplete. The partial answer is in exc.partial.",
-        partial=acc.text,
-    )
-    wrapped.__cause__ = error
-    return wrapped

@@ -126,6 +126,8 @@ class ResumeCore:
         self._progress_mark = 0
         self._history: list[tuple[int, str, float]] = []
         self._conn: Connection | None = None
+        #: The answer had finished before this stream started (a checkpoint's): nothing to read.
+        self.finished_before = False
         #: The last connection that answered with a stream (``Stream.response``).
         self.response: ResponseInfo | None = None
 

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Callable, Iterable, Iterator
 
 from .events import Event, Finished, Reset, TextDelta, ThinkingDelta, ToolCall, ToolCallDelta, Usage
-from .exceptions import HolySSEError
+from .exceptions import HolySSEError, StreamClosed
 
 __all__ = ["Accumulator", "Snapshot"]
 
@@ -225,7 +225,21 @@ class Accumulator:
 
     def finish(self, error: BaseException | None = None) -> None:
         """Mark the stream as ended (with ``error`` if it failed) and wake
-        every waiter and follower. Only the first call counts."""
+        every waiter and follower. Only the first call counts.
+
+        An error outside the holysse tree (a Ctrl-C, a callback that raised)
+        is kept as a :class:`~holysse.StreamClosed` caused by it: other
+        threads (:meth:`follow`, ``stream.final()``) then never end as if the
+        answer were complete, and never raise a ``KeyboardInterrupt`` of their own."""
+        if error is not None and not isinstance(error, HolySSEError):
+            wrapped = StreamClosed(
+                f"The stream stopped after {len(self)} characters: the thread reading it raised "
+                f"{type(error).__name__}" + (f" ({error})" if str(error) else "")
+                + "; the answer is incomplete. The partial answer is in exc.partial.",
+                partial=self.text,
+            )
+            wrapped.__cause__ = error
+            error = wrapped
         with self._lock:
             if self._done:
                 return
