@@ -94,14 +94,26 @@ class StreamLoop:
         return Checkpoint.capture(self.core, self._body or {})
 
     def run(self, acc: Accumulator, on_finished: Callable[[], None]) -> Generator[Event, None, None]:
-        """The generator a :class:`Stream` hands to its consumer."""
-        core = self.core
-        core.begin(self._clock())
+        """The generator a :class:`Stream` hands to its consumer: connections
+        one after the other, as the core decides (one generator level above
+        :meth:`_connection`: each level costs per event)."""
+        core, clock = self.core, self._clock
+        core.begin(clock())
         error: BaseException | None = None
         try:
             if self._settings.client_closed():
                 raise UsageError("The Client was closed before this stream was read; create a new Client for it.")
-            yield from self._attempts()
+            while not core.finished_before:
+                try:
+                    yield from self._connection()
+                    return
+                except Exception as exc:  # a decision of the core: reconnect, or raise
+                    decision = core.failed(exc, clock(), closed=self._closed.is_set())
+                    if decision is None:
+                        return
+                    yield from decision.events
+                    if decision.delay is not None:
+                        self._wait(decision.delay)
         except GeneratorExit:
             self._closed.set()
             error = StreamClosed(
@@ -116,30 +128,12 @@ class StreamLoop:
             raise
         finally:
             core.settle()
-            self.metrics.ended = self._clock()
+            self.metrics.ended = clock()
             self.metrics.error = None if error is None else type(error).__name__
             acc.finish(error)
             on_finished()
 
     # -- the loop -------------------------------------------------------------
-
-    def _attempts(self) -> Iterator[Event]:
-        core, clock = self.core, self._clock
-        if core.finished_before:
-            return
-        while True:
-            try:
-                yield from self._connection()
-                return
-            except BaseException as exc:
-                if not isinstance(exc, Exception):
-                    raise
-                decision = core.failed(exc, clock(), closed=self._closed.is_set())
-                if decision is None:
-                    return
-                yield from decision.events
-                if decision.delay is not None:
-                    self._wait(decision.delay)
 
     def _wait(self, delay: float) -> None:
         started = self._clock()
@@ -155,6 +149,8 @@ class StreamLoop:
     # -- one connection -----------------------------------------------------
 
     def _connection(self) -> Iterator[Event]:
+        """One connection: open it, feed the core what arrives, yield what it
+        delivers; the generator owns the connection."""
         core, clock = self.core, self._clock
         response = self._open(core.request)
         complete = False
@@ -163,9 +159,24 @@ class StreamLoop:
             yield from core.connected(response.status_code, response.headers, core.request.url, clock())
             if whole is not None:
                 yield from core.whole(whole, clock())
-            else:
-                yield from self._read(response)
-            complete = True
+                complete = True
+                return
+            feed, on_event, chunk_end = core.feed, core.event, core.chunk_end
+            for chunk in response.iter_bytes():
+                for sse in feed(chunk, clock()):
+                    if self._stop:  # closed from another thread while events of this read were pending
+                        raise StreamClosed(
+                            f"The stream was closed after {len(core.acc)} characters; the answer is incomplete."
+                        )
+                    for event in on_event(sse):
+                        yield event
+                    if core.failure is not None:
+                        raise core.failure
+                    if core.done:
+                        complete = True
+                        return
+                chunk_end()
+            raise core.eof(self._closed.is_set())
         finally:
             with self._response_lock:
                 self._response = None
@@ -183,21 +194,3 @@ class StreamLoop:
         if self._closed.is_set():
             response.abort()
         return response
-
-    def _read(self, response: Response) -> Iterator[Event]:
-        core, clock = self.core, self._clock
-        feed, on_event, chunk_end = core.feed, core.event, core.chunk_end
-        for chunk in response.iter_bytes():
-            for sse in feed(chunk, clock()):
-                if self._stop:  # closed from another thread while events of this read were pending
-                    raise StreamClosed(
-                        f"The stream was closed after {len(core.acc)} characters; the answer is incomplete."
-                    )
-                for event in on_event(sse):
-                    yield event
-                if core.failure is not None:
-                    raise core.failure
-                if core.done:
-                    return
-            chunk_end()
-        raise core.eof(self._closed.is_set())
