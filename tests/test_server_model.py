@@ -22,26 +22,14 @@ from .model_wire import DIALECTS, ID_SCHEMES
 
 #: Behaviour -> why it is excluded (the finding that describes it).
 KNOWN_HOLES: dict[str, str] = {
-    "restart:no-role": "finding 6: a restart without a start event on a cursor connection, cut after part of "
-                       "the re-sent start, then a cursor resume from the new ids: the rest is delivered twice",
-    "different:no-role": "finding 6: the same with another answer that shares the delivered start",
-    "prefill-restart:ids": "finding 5: a prefill answered by a restart (or an echo of the prefill) that carries "
-                           "SSE ids, cut while re-sending; the next cursor resume delivers the rest twice",
     "different:colliding-ids": "finding 7: a server that reuses the SSE ids of the first answer for another "
-                               "answer; the stream later resumes from such an id (or keeps an earlier finish)",
-    "different:without-ids": "finding 8: after a Reset to an answer without SSE ids, the next resume sends the "
-                             "abandoned answer's Last-Event-ID",
-    "finished-then-different": "finding 9: the finish arrives but not the terminal marker; the resume is answered "
-                               "by another answer that extends the text and is cut: the stream ends without "
-                               "error, the old finish_reason still counting",
-    "whitespace-ends": "finding 4: an Anthropic prefill continued by the held-back whitespace alone is taken "
-                       "for a restart when the answer also begins with whitespace",
+                               "answer (no start event); the stream later resumes from such an id",
 }
 
 CHUNKS, PER_CHUNK = 8, 2_500  # 20,000 scenarios
 SLOW_CHUNKS, SLOW_PER_CHUNK = 40, 25_000  # 1,000,000 scenarios
 #: Scenarios each hole's test draws (enough to hit it on the core that has it).
-HOLE_SCENARIOS = {"restart:no-role": 3000, "different:no-role": 3000, "whitespace-ends": 1500}
+HOLE_SCENARIOS: dict[str, int] = {"different:colliding-ids": 3000}
 #: Every behaviour below is drawn at least this often in each chunk of the default run.
 MIN_DRAWN = 5
 EXPECTED = (
