@@ -119,12 +119,15 @@ class Delivered:
         if kind is TextDelta:
             self.budget.spend(len(event.text))
             self.content_events += 1
+            self.finished = False  # content after a finish: that finish was not this answer's end
         elif kind is ThinkingDelta:
             self.budget.spend(len(event.thinking))  # type: ignore[union-attr]
             self.content_events += 1
             self.thinking_len += len(event.thinking)  # type: ignore[union-attr]
+            self.finished = False
         elif kind is ToolCallDelta:
             progress = self._tool(event)  # type: ignore[arg-type]
+            self.finished = False
         elif kind is Finished:
             progress = not self.finished
             self.finished = True

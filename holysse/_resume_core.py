@@ -278,7 +278,7 @@ class ResumeCore:
                 partial=acc.text,
                 last_event_id=str(delivered.cursor or ""),
             ) from exc
-        if acc.finish_reason is not None and delivered.cursor is None:
+        if delivered.finished and delivered.cursor is None:
             logger.info("Connection lost after the answer finished (%s); usage may be missing", exc)
             return None
         if delivered.content_events > self._progress_mark:
@@ -400,6 +400,8 @@ class ResumeCore:
         delivered = self.delivered
         delivered.budget.spend(len(event.text))
         delivered.content_events += 1
+        if delivered.finished:  # text after a finish: that finish was not this answer's end
+            delivered.finished = False
         self.metrics._record_text(now, len(event.text))
         self.acc.add(event)
 
@@ -417,6 +419,8 @@ class ResumeCore:
             self.metrics._record_usage(event)
         elif isinstance(event, Reset):
             self.metrics.resets += 1
+            if self.parser is not None:
+                self.parser.cursor = None  # the cursor of the abandoned answer: not where the new one is
 
     def move_cursor(self, cursor: Any) -> None:
         """The parser's cursor moved: pair it with the position the server
