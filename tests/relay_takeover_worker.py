@@ -1,7 +1,10 @@
 """One relay process for the takeover race test: connects to Redis, says
 ``ready``, waits for ``go`` on stdin, tries to take the stream over, says
 ``adopted`` or ``refused``, and (when it adopted) ``done`` once its pump
-wrote the end. Usage: ``python -m tests.relay_takeover_worker REDIS_URL UPSTREAM_URL STREAM_ID PREFIX``."""
+wrote the end. Usage: ``python -m tests.relay_takeover_worker REDIS_URL UPSTREAM_URL STREAM_ID PREFIX``.
+
+With ``STREAM_ID`` ``start``, it starts a stream instead, prints its id and
+pumps it until it is killed (the test SIGKILLs it mid-answer)."""
 
 from __future__ import annotations
 
@@ -17,6 +20,12 @@ def main() -> None:
     client = holysse.Client(api_key="hs_" + "k" * 32, base_url=upstream_url, timeout=(2, 2))
     store = RedisStore(url=redis_url, prefix=prefix, timeout=2)
     relay = Relay(client, store, poll=0.05, lease=1.0, grace=30)
+    if stream_id == "start":
+        started = relay.start(owner=None, model="fake-1", seed=5,
+                              messages=[{"role": "user", "content": "Tell me about leases."}])
+        print(started, flush=True)
+        threading.Event().wait(60)  # pumping, until killed
+        return
     store.info(stream_id)  # connected
     print("ready", flush=True)
     sys.stdin.readline()

@@ -126,44 +126,68 @@ def test_redis_lease_keys_expire_and_expired_leases_are_orphans(redis_url: str) 
 
 
 @pytest.mark.redis
-def test_two_processes_racing_to_take_over_one_stream_one_continues(redis_url: str) -> None:
-    with FakeServer(answer_chars=800, token_delay=0.002) as fake:
-        prefix, sid = f"race{time.monotonic_ns()}", "R" * 24
+@pytest.mark.parametrize("dead", ["before its first event", "mid-answer"])
+def test_two_processes_racing_to_take_over_one_stream_one_continues(redis_url: str, dead: str) -> None:
+    if dead == "mid-answer" and not takeover.supported():
+        pytest.skip("this holysse has no Checkpoint to resume from")
+    with FakeServer(answer_chars=1500, token_delay=0.004) as fake:
+        prefix = f"race{time.monotonic_ns()}"
         store = RedisStore(url=redis_url, prefix=prefix, timeout=2)
-        # A stream whose pump died before its first event: its request is stored, its lease expires.
-        store.create(sid, None, request=json.dumps({"model": "fake-1", "seed": 5, "messages": MESSAGES}))
-        assert store.claim(sid, "dead-host:1:x", 0.1)
+        if dead == "mid-answer":  # a relay process pumps the stream and is SIGKILLed mid-answer
+            pumping = _worker(redis_url, fake.url, "start", prefix)
+            try:
+                sid = _line(pumping)
+                deadline = time.monotonic() + 10
+                while len(_all(store, sid)) < 40:
+                    assert time.monotonic() < deadline, "the pump never wrote 40 events"
+                    threading.Event().wait(0.01)
+                pumping.kill()
+                pumping.wait(5)
+            finally:
+                _close(pumping)
+        else:  # its pump died before its first event: only the request is stored
+            sid = "R" * 24
+            store.create(sid, None, request=json.dumps({"model": "fake-1", "seed": 5, "messages": MESSAGES}))
+            assert store.claim(sid, "dead-host:1:x", 0.1)
+        stored_before = _all(store, sid)
         workers = [_worker(redis_url, fake.url, sid, prefix) for _ in range(2)]
         try:
             for worker in workers:
                 assert _line(worker) == "ready"
             deadline = time.monotonic() + 5
-            while store.info(sid).holder is not None:
+            while store.info(sid).holder is not None:  # the dead pump's lease expires
                 assert time.monotonic() < deadline
                 threading.Event().wait(0.02)
             for worker in workers:  # both at once
                 assert worker.stdin is not None
                 worker.stdin.write("go\n")
                 worker.stdin.flush()
-            answers = sorted(_line(worker) for worker in workers)
-            assert answers == ["adopted", "refused"]
+            assert sorted(_line(worker) for worker in workers) == ["adopted", "refused"]
             for worker in workers:
                 worker.wait(30)
             assert all(worker.returncode == 0 for worker in workers)
         finally:
             for worker in workers:
-                if worker.poll() is None:
-                    worker.kill()
-                    worker.wait(5)
-                for pipe in (worker.stdin, worker.stdout):
-                    if pipe is not None:
-                        pipe.close()
+                _close(worker)
         entries = _all(store, sid)
+        assert entries[:len(stored_before)] == stored_before  # what was stored stays, once
         assert [e.event for e in entries].count("finish") == 1 and entries[-1].event == "finish"
         assert len({e.id for e in entries}) == len(entries)
-        assert text_of_entries(entries) == fake.answers[-1]
-        assert len(fake.requests) == 1  # one generation: the loser never opened the upstream
+        assert text_of_entries(entries) == fake.answers[0]  # no event twice, none missing
+        assert len(fake.answers) == 1  # one generation: resumed by cursor, or never opened before
+        if dead == "mid-answer":  # the dead pump's request, then the winner's resume by cursor
+            assert len(stored_before) >= 40 and len(fake.requests) == 2
+            assert fake.requests[1].header("Last-Event-ID")
         store.close()
+
+
+def _close(worker: subprocess.Popen[str]) -> None:
+    if worker.poll() is None:
+        worker.kill()
+        worker.wait(5)
+    for pipe in (worker.stdin, worker.stdout):
+        if pipe is not None:
+            pipe.close()
 
 
 def _worker(redis_url: str, upstream: str, sid: str, prefix: str) -> subprocess.Popen[str]:
