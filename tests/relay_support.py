@@ -265,3 +265,72 @@ def python() -> str:
 def text_of_entries(entries: list[Any]) -> str:
     """The answer text carried by stored ``text`` entries."""
     return "".join(json.loads(e.data)["text"] for e in entries if e.event == "text")
+
+
+# -- the example under gunicorn, Chromium, stores ------------------------------------------
+
+
+def gunicorn_example(upstream: str, redis_url: str, **env: str) -> tuple[Process, str]:
+    """The Flask example (tests/relay_gunicorn_app.py) under gunicorn, 2
+    gthread workers, relaying ``upstream`` through ``redis_url``; ``env``:
+    more HOLYSSE_* settings. Returns the process (stop it) and its base URL."""
+    port = free_port()
+    environ = {**os.environ, "HOLYSSE_UPSTREAM_URL": upstream, "HOLYSSE_REDIS_URL": redis_url, "HOLYSSE_POLL": "0.1",
+               "HOLYSSE_SECRET_KEY": "test-secret-shared-by-workers", **env}
+    environ.pop("HOLYSHEEP_API_KEY", None)
+    process = Process(
+        [sys.executable, "-m", "gunicorn", "--workers", "2", "--worker-class", "gthread", "--threads", "8",
+         "--bind", f"127.0.0.1:{port}", "--graceful-timeout", "2", "--pythonpath", str(ROOT),
+         "tests.relay_gunicorn_app:create()"],
+        env=environ, cwd=ROOT,
+    )
+    try:
+        wait_port(port, 20, process)
+    except BaseException:
+        process.stop()
+        raise
+    return process, f"http://127.0.0.1:{port}"
+
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync", "--no-first-run"]
+
+
+@contextlib.contextmanager
+def chromium() -> Iterator[Any]:
+    """The system Chromium, headless, through Playwright (skips when either is missing)."""
+    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed (pip install playwright)")
+    if not os.access(CHROMIUM, os.X_OK):
+        pytest.skip(f"Chromium is not installed at {CHROMIUM} (apt-get install chromium)")
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
+@contextlib.contextmanager
+def redis_for_tests() -> Iterator[str]:
+    """A redis-server for a test module (skips without the client or the server)."""
+    pytest.importorskip("redis", reason="the redis client is not installed (pip install 'holysse[redis]')")
+    if shutil.which("redis-server") is None:
+        pytest.skip("redis-server is not installed (apt-get install redis-server)")
+    with redis_server() as url:
+        yield url
+
+
+@contextlib.contextmanager
+def either_store(kind: str, redis_url: Callable[[], str]) -> Iterator[Any]:
+    """A fresh ``MemoryStore``, or a ``RedisStore`` with its own prefix on ``redis_url()``."""
+    from holysse.relay import MemoryStore, RedisStore
+
+    if kind == "memory":
+        yield MemoryStore()
+        return
+    store = RedisStore(url=redis_url(), prefix=f"t{time.monotonic_ns()}", timeout=2)
+    try:
+        yield store
+    finally:
+        store.close()

@@ -180,11 +180,11 @@ def test_nobody_listening_cancels_the_upstream_socket() -> None:
 
 def test_a_listener_keeps_the_stream_alive_and_stop_cancels_it() -> None:
     with FakeServer(answer_chars=20_000, token_delay=0.01) as slow:
-        with relayed(slow.url, grace=0.2) as relay:
+        with relayed(slow.url, grace=0.5) as relay:
             stream_id = relay.start()
             response = relay.follow(stream_id)
-            first = read_events(response, stop_after=40)  # 40 tokens: well past the grace period
-            assert len(first) == 40 and not relay.relay.store.info(stream_id).ended
+            first = read_events(response, stop_after=100)  # 100 tokens of 10 ms: well past the grace period
+            assert len(first) == 100 and not relay.relay.store.info(stream_id).ended
             stop = relay.browser.delete(f"{relay.base}/streams/{stream_id}", timeout=5)
             assert stop.status_code == 204
             events = read_events(relay.follow(stream_id, headers={"Last-Event-ID": first[-1].id}))

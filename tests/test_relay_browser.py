@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import contextlib
 import importlib.util
-import os
 from types import ModuleType
 from typing import Any, Iterator
 
@@ -16,13 +15,10 @@ import holysse
 from holysse.relay import MemoryStore, Relay
 from holysse.testing import FakeServer, Fault
 
-from .relay_support import EXAMPLES, CutProxy, established, serve_wsgi, wait_until
+from .relay_support import EXAMPLES, CutProxy, chromium, established, serve_wsgi, wait_until
 
 pytestmark = pytest.mark.browser
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync", "--no-first-run"]
 ANSWER = "document.getElementById('answer')"
 STATUS = "document.getElementById('status').dataset.status"
 TIMEOUT_MS = 15_000
@@ -30,13 +26,8 @@ TIMEOUT_MS = 15_000
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
-    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed (pip install playwright)")
-    if not os.access(CHROMIUM, os.X_OK):
-        pytest.skip(f"Chromium is not installed at {CHROMIUM} (apt-get install chromium)")
-    with sync_api.sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
-        yield chromium
-        chromium.close()
+    with chromium() as launched:
+        yield launched
 
 
 @pytest.fixture(scope="module")

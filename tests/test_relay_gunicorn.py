@@ -4,8 +4,6 @@ other worker than the one it read from resumes the same stream."""
 
 from __future__ import annotations
 
-import os
-import sys
 import shutil
 from typing import Iterator
 
@@ -14,7 +12,7 @@ import requests
 
 from holysse.testing import FakeServer
 
-from .relay_support import ROOT, Process, free_port, read_events, redis_server, text_of, wait_port, wait_until
+from .relay_support import gunicorn_example, read_events, redis_server, text_of, wait_until
 
 pytestmark = [
     pytest.mark.redis,
@@ -31,19 +29,9 @@ def gunicorn() -> Iterator[tuple[str, FakeServer]]:
     pytest.importorskip("redis", reason="the redis client is not installed")
     pytest.importorskip("flask", reason="flask is not installed")
     with FakeServer(answer_chars=1500, token_delay=0.004) as fake, redis_server() as redis_url:
-        port = free_port()
-        env = dict(os.environ, HOLYSSE_UPSTREAM_URL=fake.url, HOLYSSE_REDIS_URL=redis_url, HOLYSSE_POLL="0.1",
-                   HOLYSSE_SECRET_KEY="test-secret-shared-by-workers")
-        env.pop("HOLYSHEEP_API_KEY", None)
-        process = Process(
-            [sys.executable, "-m", "gunicorn", "--workers", "2", "--worker-class", "gthread", "--threads", "8",
-             "--bind", f"127.0.0.1:{port}", "--graceful-timeout", "2", "--pythonpath", str(ROOT),
-             "tests.relay_gunicorn_app:create()"],
-            env=env, cwd=ROOT,
-        )
+        process, base = gunicorn_example(fake.url, redis_url)
         try:
-            wait_port(port, 20, process)
-            yield f"http://127.0.0.1:{port}", fake
+            yield base, fake
         finally:
             process.stop()
 

@@ -17,7 +17,7 @@ import holysse
 from holysse.exceptions import RelayError, StoreFull, StoreUnavailable, StreamNotFound
 from holysse.relay import MemoryStore, RedisStore, Relay, StreamStore
 
-from .relay_support import free_port, redis_server
+from .relay_support import either_store, free_port, redis_for_tests, redis_server
 
 needs_redis = [
     pytest.mark.redis,
@@ -27,21 +27,14 @@ needs_redis = [
 
 @pytest.fixture(scope="module")
 def redis_url() -> Iterator[str]:
-    pytest.importorskip("redis", reason="the redis client is not installed (pip install 'holysse[redis]')")
-    if shutil.which("redis-server") is None:
-        pytest.skip("redis-server is not installed (apt-get install redis-server)")
-    with redis_server() as url:
+    with redis_for_tests() as url:
         yield url
 
 
 @pytest.fixture(params=["memory", pytest.param("redis", marks=needs_redis)])
 def store(request: pytest.FixtureRequest) -> Iterator[StreamStore]:
-    if request.param == "memory":
-        yield MemoryStore()
-        return
-    store = RedisStore(url=request.getfixturevalue("redis_url"), prefix=f"t{time.monotonic_ns()}", timeout=2)
-    yield store
-    store.close()
+    with either_store(request.param, lambda: str(request.getfixturevalue("redis_url"))) as chosen:
+        yield chosen
 
 
 class Clock:

@@ -20,7 +20,7 @@ from holysse.exceptions import LeaseLost, StreamNotFound
 from holysse.relay import MemoryStore, RedisStore, Relay, StreamStore, takeover
 from holysse.testing import FakeServer
 
-from .relay_support import ROOT, redis_server, text_of_entries
+from .relay_support import ROOT, either_store, redis_for_tests, text_of_entries
 
 needs_redis = [
     pytest.mark.redis,
@@ -31,10 +31,7 @@ MESSAGES = [{"role": "user", "content": "Tell me about leases."}]
 
 @pytest.fixture(scope="module")
 def redis_url() -> Iterator[str]:
-    pytest.importorskip("redis", reason="the redis client is not installed (pip install 'holysse[redis]')")
-    if shutil.which("redis-server") is None:
-        pytest.skip("redis-server is not installed (apt-get install redis-server)")
-    with redis_server() as url:
+    with redis_for_tests() as url:
         yield url
 
 
@@ -48,12 +45,8 @@ class Clock:
 
 @pytest.fixture(params=["memory", pytest.param("redis", marks=needs_redis)])
 def store(request: pytest.FixtureRequest) -> Iterator[StreamStore]:
-    if request.param == "memory":
-        yield MemoryStore()
-        return
-    store = RedisStore(url=request.getfixturevalue("redis_url"), prefix=f"l{time.monotonic_ns()}", timeout=2)
-    yield store
-    store.close()
+    with either_store(request.param, lambda: str(request.getfixturevalue("redis_url"))) as chosen:
+        yield chosen
 
 
 def test_a_lease_is_exclusive_renewable_and_fences_every_write(store: StreamStore) -> None:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-import sys
 import time
 from typing import Any, Iterator
 
@@ -20,7 +19,7 @@ import pytest
 from holysse.relay import RedisStore, takeover
 from holysse.testing import FakeServer
 
-from .relay_support import ROOT, Process, free_port, redis_server, wait_port, wait_until
+from .relay_support import chromium, gunicorn_example, redis_server, wait_until
 
 pytestmark = [
     pytest.mark.redis,
@@ -29,8 +28,6 @@ pytestmark = [
     pytest.mark.skipif(not takeover.supported(), reason="this holysse has no Checkpoint to resume from"),
 ]
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--no-first-run"]
 LEASE, POLL = 2.0, 0.2
 #: The documented bound (README, "When a worker dies"): lease + poll, plus a few seconds here for
 #: gunicorn, a loaded test machine and the upstream's reconnect.
@@ -39,31 +36,11 @@ TAKEOVER_BOUND = LEASE + POLL + 3.0
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
-    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed (pip install playwright)")
     pytest.importorskip("gunicorn", reason="gunicorn is not installed")
     pytest.importorskip("redis", reason="the redis client is not installed")
     pytest.importorskip("flask", reason="flask is not installed")
-    if not os.access(CHROMIUM, os.X_OK):
-        pytest.skip(f"Chromium is not installed at {CHROMIUM} (apt-get install chromium)")
-    with sync_api.sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
-        yield chromium
-        chromium.close()
-
-
-def gunicorn(upstream: str, redis_url: str) -> tuple[Process, str]:
-    port = free_port()
-    env = dict(os.environ, HOLYSSE_UPSTREAM_URL=upstream, HOLYSSE_REDIS_URL=redis_url, HOLYSSE_POLL=str(POLL),
-               HOLYSSE_LEASE=str(LEASE), HOLYSSE_SECRET_KEY="test-secret-shared-by-workers")
-    env.pop("HOLYSHEEP_API_KEY", None)
-    process = Process(
-        [sys.executable, "-m", "gunicorn", "--workers", "2", "--worker-class", "gthread", "--threads", "8",
-         "--bind", f"127.0.0.1:{port}", "--graceful-timeout", "2", "--pythonpath", str(ROOT),
-         "tests.relay_gunicorn_app:create()"],
-        env=env, cwd=ROOT,
-    )
-    wait_port(port, 20, process)
-    return process, f"http://127.0.0.1:{port}"
+    with chromium() as launched:
+        yield launched
 
 
 @pytest.mark.parametrize("upstream", ["cursor", "replay"])
@@ -72,7 +49,7 @@ def test_a_worker_killed_mid_answer_is_taken_over_and_the_page_shows_the_whole_a
 ) -> None:
     options: dict[str, Any] = {} if upstream == "cursor" else {"ids": False, "resume": False, "prefill": False}
     with FakeServer(answer_chars=2500, token_delay=0.01, **options) as fake, redis_server() as redis_url:
-        server, base = gunicorn(fake.url, redis_url)
+        server, base = gunicorn_example(fake.url, redis_url, HOLYSSE_POLL=str(POLL), HOLYSSE_LEASE=str(LEASE))
         store = RedisStore(url=redis_url, timeout=2)
         context = browser.new_context()
         try:

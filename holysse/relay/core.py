@@ -293,6 +293,8 @@ class Relay:
         :raises StoreUnavailable: the store failed.
         """
         ended = self.check_owner(stream_id, owner, token)
+        if not ended:
+            self.store.touch(stream_id, "listener")  # from the request on, before the body is read
         if self.shared:
             self._reaper.ensure()  # this worker may take streams over from now on
         pending = self.store.read(stream_id, last_event_id, 0) if ended or last_event_id else []
