@@ -16,20 +16,23 @@ import logging
 from typing import TYPE_CHECKING, Any, Mapping
 from urllib.parse import urlsplit
 
+from ._redact import guard, is_credential
 from ._status import retryable, rule
 from ._types import Response
 from .exceptions import AuthenticationError, HolySSEError, HTTPStatusError, ProtocolError, RateLimitError
 from .metadata import request_id as find_request_id
-from .retry import parse_retry_after
+from .retry import header_value, parse_retry_after
 
 if TYPE_CHECKING:
     from ._settings import StreamSettings
     from .dialects.base import Dialect
     from .events import Event
 
-__all__ = ["check_response", "read_json", "body_error"]
+API_KEY_ENV = "HOLYSHEEP_API_KEY"
 
-logger = logging.getLogger(__name__)
+__all__ = ["check_response", "read_json", "body_error", "is_holysheep"]
+
+logger = guard(logging.getLogger(__name__))
 
 _EXCERPT = 500
 
@@ -144,7 +147,7 @@ def _status_error(response: Response, client: StreamSettings, dialect: Dialect) 
         advice = "slow down or raise your rate limit"
     elif kind in ("auth", "forbidden"):
         cls = AuthenticationError
-        advice = _auth_advice(status, client)
+        advice = _auth_advice(status, client, dialect, headers)
     elif kind == "redirect":
         advice = (
             f"a redirect to {headers.get('Location', '?')}; holysse follows only 307 and 308 for a streaming "
@@ -168,17 +171,38 @@ def _status_error(response: Response, client: StreamSettings, dialect: Dialect) 
     return error
 
 
-def _auth_advice(status: int, client: StreamSettings) -> str:
+def is_holysheep(url: str) -> bool:
+    """Whether ``url`` points at the HolySheep gateway (``holysheep.ai`` or a subdomain)."""
+    try:
+        host = (urlsplit(url).hostname or "").lower()
+    except ValueError:
+        return False
+    return host == "holysheep.ai" or host.endswith(".holysheep.ai")
+
+
+def _auth_advice(status: int, client: StreamSettings, dialect: Dialect, headers: Mapping[str, str]) -> str:
+    """Where the key came from, how it was sent, and what this server asks for."""
     source = client.key_source
     if status == 403:
         return "the key is valid but not allowed to do this; check its permissions and the model"
+    holysheep = is_holysheep(client.base_url)
+    challenge = header_value(headers, "www-authenticate")
+    asks = f"; it asks for: {challenge.strip()[:80]}" if challenge and challenge.strip() else ""
     if source is None:
-        return "no API key was found: set HOLYSHEEP_API_KEY or pass api_key="
-    return f"the API key from {source} was refused; check HOLYSHEEP_API_KEY (it should start with hs_)"
+        where = f"set {API_KEY_ENV}" if holysheep else f"set {API_KEY_ENV} to this server's key"
+        return f"no API key was sent and this server wants one{asks}: {where}, or pass api_key="
+    sent = "as x-api-key" if dialect.name == "anthropic" else "as Authorization: Bearer"
+    if source.startswith("headers="):
+        sent = "in the header you passed"
+    if holysheep:
+        return (f"the API key from {source} was refused by the HolySheep gateway ({sent}); HolySheep keys start "
+                f"with hs_: check {API_KEY_ENV} against your dashboard")
+    return f"the API key from {source} was refused by this server ({sent}{asks}); check that it is this server's key"
 
 
 def _safe_headers(headers: Mapping[str, str]) -> dict[str, str]:
-    return {k: v for k, v in headers.items() if k.lower() not in ("set-cookie", "authorization", "x-api-key")}
+    """The response headers kept on an error: no cookies being set, no credentials."""
+    return {k: v for k, v in headers.items() if k.lower() != "set-cookie" and not is_credential(k)}
 
 
 def _error_message(body: str) -> str | None:

@@ -44,6 +44,7 @@ from ._resume import (
     expected_again,
 )
 from ._settings import StreamSettings
+from ._redact import guard
 from ._status import refuses_resume
 from ._types import HTTPRequest, Timeout
 from .accumulator import Accumulator
@@ -67,7 +68,7 @@ from .wire import SSEDecoder
 
 __all__ = ["ResumeCore", "Reconnect", "ResumeRefused"]
 
-logger = logging.getLogger(__name__)
+logger = guard(logging.getLogger(__name__))
 
 
 class ResumeRefused(ResumeMismatch):
@@ -125,6 +126,7 @@ class ResumeCore:
         self._failures = 0
         self._progress_mark = 0
         self._history: list[tuple[int, str, float]] = []
+        self._received = False  # a response head came back (a stream or an error status): the server is there
         self._conn: Connection | None = None
         #: The answer had finished before this stream started (a checkpoint's): nothing to read.
         self.finished_before = False
@@ -155,6 +157,7 @@ class ResumeCore:
         a whole answer: a new connection of the answer begins."""
         self.done = False
         self.failure = None
+        self._received = True
         self.response = ResponseInfo.of(status, headers, url)
         self.metrics._begin_leg(self.strategy, self.delivered.content_events)
         self._conn = Connection(self, now)
@@ -258,6 +261,8 @@ class ResumeCore:
             return Reconnect([Reconnecting(max(self._failures, 1), 0.0, reason)], None)
         if not isinstance(exc, HolySSEError):
             raise exc
+        if isinstance(exc, HTTPStatusError):
+            self._received = True
         return self._retry(exc, now, closed)
 
     def _retry(self, exc: HolySSEError, now: float, closed: bool) -> Reconnect | None:
@@ -289,7 +294,8 @@ class ResumeCore:
         if self.server_retry_ms is not None:
             hint = max(hint or 0.0, self.server_retry_ms / 1000)
         elapsed = now - self.metrics.started
-        delay = self.settings.retry.delay_or_give_up(self._failures, elapsed, exc, hint, self._history)
+        delay = self.settings.retry.delay_or_give_up(self._failures, elapsed, exc, hint, self._history,
+                                                     received=self._received)
         strategy = self.choose_strategy()
         reason = str(exc) or type(exc).__name__
         self._history.append((self._failures, reason, delay))

@@ -11,12 +11,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Iterator, Mapping, Protocol
 
+from ._redact import is_credential
 from .exceptions import UsageError
 
-__all__ = ["Timeout", "HTTPRequest", "Response", "Transport", "SECRET_HEADERS", "utf8_header"]
-
-#: Header names whose values are credentials (never shown in a repr).
-SECRET_HEADERS = frozenset({"authorization", "x-api-key", "api-key", "proxy-authorization", "cookie"})
+__all__ = ["Timeout", "HTTPRequest", "Response", "Transport", "utf8_header"]
 
 
 def utf8_header(value: str) -> str:
@@ -59,14 +57,19 @@ class Timeout:
             return value
         if value is None:
             return cls(None, None, None)
-        if isinstance(value, tuple):
+        if isinstance(value, tuple) and 2 <= len(value) <= 3:
             return cls(*value)
-        return cls(float(value), float(value))
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return cls(float(value), float(value))
+        raise UsageError(
+            f"timeout must be a number of seconds (timeout=30), (connect, read), (connect, read, idle) or a "
+            f"Timeout, not {value!r}."
+        )
 
     def __post_init__(self) -> None:
         for name in ("connect", "read", "idle"):
             value = getattr(self, name)
-            if value is not None and not (isinstance(value, (int, float)) and value > 0):
+            if value is not None and not (isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0):
                 raise UsageError(f"Timeout.{name} must be a positive number of seconds or None, not {value!r}")
 
 
@@ -80,7 +83,7 @@ class HTTPRequest:
     json: Any = None
 
     def __repr__(self) -> str:
-        shown = {k: ("<redacted>" if k.lower() in SECRET_HEADERS else v) for k, v in self.headers.items()}
+        shown = {k: ("<redacted>" if is_credential(k) else v) for k, v in self.headers.items()}
         return f"HTTPRequest({self.method} {self.url}, headers={shown})"
 
     def replace(self, **changes: Any) -> HTTPRequest:

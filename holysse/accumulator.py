@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Callable, Iterable, Iterator
 
 from .events import Event, Finished, Reset, TextDelta, ThinkingDelta, ToolCall, ToolCallDelta, Usage
-from .exceptions import HolySSEError, StreamClosed
+from .exceptions import HolySSEError, StreamClosed, WaitTimeout
 
 __all__ = ["Accumulator", "Snapshot"]
 
@@ -343,7 +343,7 @@ class Accumulator:
 
         :param timeout: the longest wait for new text, in seconds (``None``:
             no limit).
-        :raises TimeoutError: nothing new arrived within ``timeout``.
+        :raises WaitTimeout: nothing new arrived within ``timeout``.
         :raises HolySSEError: the error that ended the stream, after the text
             received before it.
         """
@@ -358,7 +358,7 @@ class Accumulator:
                 finally:
                     self._waiters -= 1
                 if not arrived:
-                    raise TimeoutError(f"No new text within {timeout} s.")
+                    raise WaitTimeout(f"No new text within {timeout} s.")
                 reset = self._resets != resets
                 if reset:
                     resets, position = self._resets, 0

@@ -17,6 +17,8 @@ import threading
 from typing import Any, Callable, Mapping, Sequence
 from urllib.parse import parse_qsl, urlsplit
 
+from . import _redact
+from ._http import is_holysheep
 from ._checkpoint import Checkpoint
 from ._loop import StreamLoop
 from ._resume import check_strategy
@@ -119,7 +121,9 @@ class Client:
         max_connections: int = 100,
     ) -> None:
         check_strategy(resume, on_divergence)
-        self._key_source = "api_key argument" if api_key else (API_KEY_ENV if os.environ.get(API_KEY_ENV) else None)
+        if api_key is not None and not isinstance(api_key, str):
+            raise UsageError(f"api_key must be a str, not {type(api_key).__name__}.")
+        self._key_source = "api_key=" if api_key else (API_KEY_ENV if os.environ.get(API_KEY_ENV) else None)
         self._api_key = api_key or os.environ.get(API_KEY_ENV) or None
         self.base_url = (base_url or os.environ.get(BASE_URL_ENV) or DEFAULT_BASE_URL).rstrip("/")
         self.timeout = Timeout.from_value(timeout)
@@ -127,6 +131,10 @@ class Client:
         self.resume = resume
         self.on_divergence = on_divergence
         self.headers = dict(headers or {})
+        _check_headers(self.headers)
+        self._header_credential = next((name for name in self.headers if _redact.is_credential(name)), None)
+        if self._key_source is None and self._header_credential is not None:
+            self._key_source = f"headers= ({self._header_credential})"
         self.sleep = sleep
         self.dialect = get_dialect(dialect)
         self._provider = provider
@@ -155,19 +163,16 @@ class Client:
                 "show it; pass the key as api_key=, or as a header with headers={...}."
             )
         if self._api_key is not None:
-            if any(c in self._api_key for c in "\r\n\0") or self._api_key != self._api_key.strip():
-                raise UsageError("The API key contains whitespace or control characters; check how it was copied.")
-            if not self._api_key.isascii():
-                raise UsageError(
-                    "The API key contains non-ASCII characters (a typographic quote or dash copied with it?); "
-                    "API keys are ASCII: check how it was copied."
-                )
+            _check_key(self._api_key, self._key_source or API_KEY_ENV)
+            _redact.register(self._api_key)
+        _redact.register_headers(self.headers)
+        if self._key_source is not None:
             if parts.scheme == "http" and not is_loopback(parts.hostname) and not allow_insecure_http:
                 raise UsageError(
-                    f"Refusing to send the API key over plain http:// to {parts.hostname}: it would travel in clear "
-                    "text. Use https://, or pass allow_insecure_http=True if this network is trusted."
+                    f"Refusing to send the API key (from {self._key_source}) over plain http:// to "
+                    f"{parts.hostname}: it would travel in clear text. Use https://, or pass "
+                    "allow_insecure_http=True if this network is trusted."
                 )
-        _check_headers(self.headers)
 
     @property
     def closed(self) -> bool:
@@ -176,9 +181,22 @@ class Client:
 
     @property
     def api_key_source(self) -> str | None:
-        """Where the key came from (``"api_key argument"``,
-        ``"HOLYSHEEP_API_KEY"``) or ``None`` when there is no key."""
+        """Where the key came from (``"api_key="``, ``"HOLYSHEEP_API_KEY"``,
+        ``"headers= (x-api-key)"``) or ``None`` when there is no key."""
         return self._key_source
+
+    @property
+    def needs_key(self) -> bool:
+        """Whether this client has no key for a server that always wants one
+        (the HolySheep gateway)."""
+        return self._key_source is None and is_holysheep(self.base_url)
+
+    def _check_key_present(self, extra: Mapping[str, str] = {}) -> None:
+        if self.needs_key and not any(_redact.is_credential(name) for name in extra):
+            raise UsageError(
+                f"No API key for {urlsplit(self.base_url).hostname}: set {API_KEY_ENV} (export {API_KEY_ENV}=hs_...) "
+                "or pass api_key=."
+            )
 
     @property
     def endpoint(self) -> Endpoint:
@@ -202,7 +220,7 @@ class Client:
         )
 
     def __repr__(self) -> str:
-        key = "set" if self._api_key else "missing"
+        key = "set" if self._key_source else "missing"
         return f"<holysse.Client base_url={self.base_url!r} dialect={self.dialect.name!r} key={key}>"
 
     def stream(
@@ -263,6 +281,8 @@ class Client:
         _check_body(body)
         headers = dict(extra_headers or {})
         _check_headers(headers)
+        _redact.register_headers(headers)
+        self._check_key_present(headers)
         endpoint = Endpoint(self.base_url, self._api_key, {**self.headers, **headers})
         request = the_dialect.build_request(endpoint, body)
         if extra_body:
@@ -301,6 +321,7 @@ class Client:
 
         if self._closed:
             raise UsageError("This Client is closed; create a new one.")
+        self._check_key_present()
         headers = {**_model_list_headers(self.dialect.name, self._api_key), **self.headers}
         request = HTTPRequest("GET", join_url(self.base_url, "models"), headers)
         response = self._transport.open(request, Timeout.from_value(timeout) if timeout is not None else self.timeout)
@@ -404,6 +425,22 @@ def _limit(name: str, value: object) -> int:
     return value
 
 
+def _check_key(key: str, source: str) -> None:
+    """Refuse a key that cannot be a key: whitespace, control characters
+    (they would break or inject headers), or characters HTTP headers cannot
+    carry (outside Latin-1)."""
+    if any(c.isspace() or not c.isprintable() for c in key):
+        raise UsageError(
+            f"The API key from {source} contains spaces, tabs, line breaks or control characters, which keys never do; "
+            "check how it was copied (quotes, a trailing newline, two words)."
+        )
+    if not key.isascii():
+        raise UsageError(
+            f"The API key from {source} contains non-ASCII characters (a typographic quote or dash copied with it?); "
+            "API keys are ASCII: check how it was copied."
+        )
+
+
 def _check_headers(headers: Mapping[str, str]) -> None:
     for name, value in headers.items():
         if not isinstance(name, str) or not _TOKEN.fullmatch(name):
@@ -415,6 +452,8 @@ def _check_headers(headers: Mapping[str, str]) -> None:
                 f"Header {name!r} has a non-string value, CR/LF/NUL in it (which could inject headers) or characters "
                 "HTTP cannot carry (beyond Latin-1); pass a one-line str (percent-encode other text)."
             )
+        if _redact.is_credential(name) and any(c.isspace() and c != " " for c in value.strip()):
+            raise UsageError(f"Header {name!r} is a credential with tabs or control characters in it; check it.")
 
 
 def _latin1(value: str) -> bool:

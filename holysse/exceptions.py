@@ -16,22 +16,39 @@ carry the text received so far in ``partial``, so nothing is ever lost::
      ├─ StreamDiverged          a replay produced a different answer
      ├─ StreamClosed            :meth:`Stream.close` was called while iterating
      ├─ RetriesExhausted        gave up; ``attempts`` is the history, ``__cause__`` the last error
+     ├─ WaitTimeout             a wait with a timeout ran out (also a :class:`TimeoutError`)
      ├─ RelayError              the browser relay refused a request; ``status`` is the HTTP answer
      │   ├─ StreamNotFound      404: no such relayed stream (never existed, expired or evicted)
      │   ├─ StreamForbidden     403: the stream belongs to another user or session
      │   ├─ LeaseLost           409: another process took over this stream's pump
+     │   ├─ TooManyStreams      429: a limit on concurrent upstream streams is reached
      │   └─ StoreUnavailable    503: the stream store (Redis) failed or did not answer in time
      │       └─ StoreFull       503: a :class:`MemoryStore` limit (bytes, streams) is reached
-     └─ UsageError              the caller misused the API (also a :class:`RuntimeError`)
+     └─ UsageError              the caller misused the API (also a :class:`ValueError`
+                                and a :class:`RuntimeError`)
+
+One rule for bad arguments: a wrong value or type passed to any holysse
+function, class or command (``Client(timeout="5s")``, ``RetryPolicy(
+max_attempts=-1)``, ``Relay(grace=0)``), and any other misuse (a stream read
+twice, a closed client), raises :class:`UsageError` whose message says what
+to pass instead, before anything is sent. It is also a :class:`ValueError`
+and a :class:`RuntimeError`, so code that catches either keeps working.
+Where Python has a builtin for the situation, the holysse error is also that
+builtin (:class:`WaitTimeout` is a :class:`TimeoutError`); no bare builtin
+error escapes holysse's own checks.
 
 Exceptions keep their extra data in keyword attributes and stay picklable.
-Nothing here ever holds an API key.
+Nothing here ever holds an API key: the message and every text attribute
+except ``partial`` (the answer itself) pass through :mod:`holysse._redact`
+when the exception is made, so a server that echoes the key cannot put it
+into ``str()``, ``repr()``, ``body_excerpt``, ``headers`` or ``attempts``.
 """
 
 from __future__ import annotations
 
 from typing import Any, Mapping
 
+from ._redact import redact, redact_value
 from ._status import rule
 
 __all__ = [
@@ -48,10 +65,12 @@ __all__ = [
     "StreamDiverged",
     "StreamClosed",
     "RetriesExhausted",
+    "WaitTimeout",
     "RelayError",
     "StreamNotFound",
     "StreamForbidden",
     "LeaseLost",
+    "TooManyStreams",
     "StoreUnavailable",
     "StoreFull",
     "UsageError",
@@ -69,6 +88,8 @@ class HolySSEError(Exception):
     retryable: bool = False
 
     def __init__(self, message: str = "", *, partial: str = "", **attrs: Any) -> None:
+        message = redact(message)
+        attrs = {name: redact_value(value) for name, value in attrs.items()}
         super().__init__(message)
         self.message = message
         #: The answer text received before the error.
@@ -102,7 +123,16 @@ class TransportError(HolySSEError):
 
 
 class ConnectError(TransportError):
-    """Could not open a connection (DNS, refused, TLS, proxy)."""
+    """Could not open a connection (DNS, refused, TLS, proxy).
+
+    ``unreachable`` is true when nothing answered at that address: the
+    connection was refused, the host name did not resolve, or no route led
+    there. Before anything was received, :class:`~holysse.RetryPolicy`
+    retries those only for ``connect_budget`` seconds.
+    """
+
+    #: Nothing answered at the address (refused, unknown host, no route).
+    unreachable: bool = False
 
 
 class ReadTimeout(TransportError):
@@ -217,6 +247,12 @@ class RetriesExhausted(HolySSEError):
         super().__init__(message, partial=partial, attempts=tuple(attempts), **attrs)
 
 
+class WaitTimeout(HolySSEError, TimeoutError):
+    """A wait with a timeout ran out (:meth:`Stream.wait`,
+    :meth:`Accumulator.wait`, :meth:`Accumulator.follow`); the stream itself
+    goes on. Also a :class:`TimeoutError`."""
+
+
 class RelayError(HolySSEError):
     """The browser relay (:mod:`holysse.relay`) refused or could not serve a
     request. ``status`` is the HTTP status the relay answers with (400 for a
@@ -253,6 +289,16 @@ class LeaseLost(RelayError):
     status = 409
 
 
+class TooManyStreams(RelayError):
+    """A limit on concurrent upstream streams (per owner, or per process) is
+    reached. ``retry_after`` says when to try again, in seconds."""
+
+    status = 429
+    retryable = True
+    #: Seconds after which a new start may succeed (sent as ``Retry-After``).
+    retry_after: float = 5.0
+
+
 class StoreUnavailable(RelayError):
     """The stream store failed or did not answer in time (Redis down,
     unreachable, or too slow). Retrying later may work."""
@@ -266,6 +312,7 @@ class StoreFull(StoreUnavailable):
     streams) is reached and nothing finished can be evicted."""
 
 
-class UsageError(HolySSEError, RuntimeError):
-    """The caller used the API in a way it does not support; the message says
-    what to do instead."""
+class UsageError(HolySSEError, ValueError, RuntimeError):
+    """The caller used the API in a way it does not support, or passed a bad
+    argument; the message says what to do instead. Also a :class:`ValueError`
+    and a :class:`RuntimeError` (see the module docs)."""

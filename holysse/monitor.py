@@ -23,6 +23,7 @@ from collections import deque
 from dataclasses import dataclass
 from typing import Any, Iterable, Sequence
 
+from .exceptions import UsageError
 from .metrics import StreamMetrics
 
 __all__ = ["LatencyMonitor", "Stats", "StreamSample", "percentile", "cost_value"]
@@ -35,12 +36,12 @@ def percentile(sorted_values: Sequence[float], q: float) -> float:
     """The ``q``-quantile (``0 <= q <= 1``) of sorted values, interpolating
     linearly between the two closest ranks.
 
-    :raises ValueError: for no values or ``q`` outside ``[0, 1]``.
+    :raises UsageError: for no values or ``q`` outside ``[0, 1]``.
     """
     if not sorted_values:
-        raise ValueError("percentile of no values")
+        raise UsageError("percentile of no values")
     if not 0.0 <= q <= 1.0:
-        raise ValueError(f"q must be within [0, 1], not {q!r}")
+        raise UsageError(f"q must be within [0, 1], not {q!r}")
     position = (len(sorted_values) - 1) * q
     low = math.floor(position)
     high = min(low + 1, len(sorted_values) - 1)
@@ -174,7 +175,7 @@ class LatencyMonitor:
 
     def __init__(self, window: int | None = 1000) -> None:
         if window is not None and (isinstance(window, bool) or not isinstance(window, int) or window < 1):
-            raise ValueError(f"window must be a positive int or None, not {window!r}")
+            raise UsageError(f"window must be a positive int or None, not {window!r}")
         self._lock = threading.Lock()
         self._samples: deque[StreamSample] = deque(maxlen=window)
         self._recorded = 0
@@ -217,10 +218,10 @@ class LatencyMonitor:
         ``"gap"`` (every inter-token gap of every stream), ``"total"`` (stream
         duration) or ``"tokens_per_second"`` (one value per stream).
 
-        :raises ValueError: for another name.
+        :raises UsageError: for another name.
         """
         if figure not in FIGURES:
-            raise ValueError(f"Unknown figure {figure!r}; use one of {', '.join(FIGURES)}.")
+            raise UsageError(f"Unknown figure {figure!r}; use one of {', '.join(FIGURES)}.")
         return Stats.of(value for sample in self.samples() for value in sample.figure(figure))
 
     def report(self, *, target_ttfb: float | None = None) -> dict[str, Any]:

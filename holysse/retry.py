@@ -10,6 +10,15 @@ Delays are exponential with *full jitter* (a uniform draw between 0 and
 never shorter than what the server asked for: ``Retry-After`` (seconds or an
 HTTP date), ``retry-after-ms``, or the SSE ``retry:`` field, each capped at
 ``server_hint_max``.
+
+Before anything was received from the server, a server that is not there at
+all (a refused connection, a host name that does not resolve, no route: a
+:class:`~holysse.exceptions.ConnectError` with ``unreachable``) is retried
+only within ``connect_budget`` seconds of the stream's start (5 s): with the
+default backoff, attempts at about 0, 0.5, 1.5 and 3.5 s at most, then
+:class:`~holysse.exceptions.RetriesExhausted`. Everything else (429, 5xx,
+stalls, timeouts, and any failure once the server has answered) keeps the
+full ``max_attempts`` schedule.
 """
 
 from __future__ import annotations
@@ -44,6 +53,10 @@ class RetryPolicy:
     :param deadline: a limit for the whole stream in seconds (connections,
         reads and waits together), or ``None``. Separate from the read timeout,
         which limits the silence between two reads.
+    :param connect_budget: before anything was received in this stream, how
+        long (seconds since the stream started) failures to reach the server
+        at all are retried: refused connections, unknown hosts, no route
+        (``ConnectError.unreachable``). ``None``: like any other error.
     :param jitter: draw delays at random (full jitter); ``False`` uses the
         upper bound itself (predictable, for tests and demos).
     :param uniform: the random source, ``uniform(a, b)``; injectable for tests.
@@ -54,6 +67,7 @@ class RetryPolicy:
     backoff_max: float = 30.0
     server_hint_max: float = 120.0
     deadline: float | None = None
+    connect_budget: float | None = 5.0
     jitter: bool = True
     uniform: Callable[[float, float], float] = field(default=random.uniform, repr=False, compare=False)
 
@@ -64,8 +78,10 @@ class RetryPolicy:
             value = getattr(self, name)
             if not isinstance(value, (int, float)) or value < 0:
                 raise UsageError(f"RetryPolicy.{name} must be a number of seconds >= 0, not {value!r}.")
-        if self.deadline is not None and not (isinstance(self.deadline, (int, float)) and self.deadline > 0):
-            raise UsageError(f"RetryPolicy.deadline must be a positive number of seconds or None, not {self.deadline!r}.")
+        for name in ("deadline", "connect_budget"):
+            value = getattr(self, name)
+            if value is not None and not (isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0):
+                raise UsageError(f"RetryPolicy.{name} must be a positive number of seconds or None, not {value!r}.")
 
     @classmethod
     def from_value(cls, value: RetryPolicy | int | bool | None) -> RetryPolicy:
@@ -141,6 +157,8 @@ class RetryPolicy:
         error: BaseException,
         server_hint: float | None = None,
         history: Sequence[tuple[int, str, float]] = (),
+        *,
+        received: bool = True,
     ) -> float:
         """The delay before reconnect attempt ``attempt`` (from 1), after
         ``error``, ``elapsed`` seconds into the stream.
@@ -148,8 +166,12 @@ class RetryPolicy:
         :param server_hint: how long the server asked us to wait, if it did.
         :param history: the attempts so far, ``(attempt, reason, delay)``,
             for the error.
-        :raises RetriesExhausted: no attempt is left, or the deadline passed
-            or leaves no time for the delay; ``__cause__`` is ``error``.
+        :param received: whether anything (a response head) was received
+            from the server in this stream; when not, an ``unreachable``
+            error is retried only within :attr:`connect_budget`.
+        :raises RetriesExhausted: no attempt is left, the deadline or the
+            connect budget passed or leaves no time for the delay;
+            ``__cause__`` is ``error``.
         """
         cause = _sentence(str(error))
         done = attempt - 1
@@ -166,6 +188,16 @@ class RetryPolicy:
                 attempts=tuple(history),
             ) from error
         delay = self.next_delay(attempt, server_hint)
+        budget = self.connect_budget
+        spent = max(elapsed, sum(step[2] for step in history))  # the same with an injected sleep
+        if budget is not None and not received and getattr(error, "unreachable", False) and spent + delay >= budget:
+            raise RetriesExhausted(
+                f"Gave up after {done} reconnect attempts ({elapsed:.1f}s): {cause} Nothing answered there, so "
+                f"holysse stopped within the connect budget ({budget:g}s); raise RetryPolicy.connect_budget to "
+                "wait longer for a server that is starting.",
+                attempts=tuple(history),
+                unreachable=True,
+            ) from error
         remaining = self.remaining(elapsed)
         if remaining is not None and delay >= remaining:
             raise RetriesExhausted(

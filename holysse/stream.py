@@ -19,7 +19,7 @@ from . import _hooks
 from ._loop import StreamLoop
 from .accumulator import Accumulator, Snapshot
 from .events import Event, Finished, Reset, ToolCall, Usage
-from .exceptions import StreamDiverged, UsageError
+from .exceptions import StreamDiverged, UsageError, WaitTimeout
 from .metadata import ResponseInfo
 from .metrics import StreamMetrics
 
@@ -134,6 +134,8 @@ class Stream:
         """Block until the stream is done and return the complete result.
         Reads the stream itself if nobody iterates it.
 
+        :raises WaitTimeout: another thread reads the stream and it did not
+            finish within ``timeout`` seconds (also a :class:`TimeoutError`).
         :raises HolySSEError: the error that ended the stream.
         """
         with self._lock:
@@ -142,7 +144,7 @@ class Stream:
             for _ in self:
                 pass
         elif not self.accumulator.wait(timeout):
-            raise TimeoutError(f"The stream did not finish within {timeout} s.")
+            raise WaitTimeout(f"The stream did not finish within {timeout} s.")
         snapshot = self.accumulator.snapshot()
         if snapshot.error is not None:
             raise snapshot.error

@@ -14,6 +14,7 @@ own, the client never touches requests directly.
 
 from __future__ import annotations
 
+import errno
 import http.client
 import ipaddress
 import json
@@ -32,12 +33,15 @@ import urllib3.connection
 import urllib3.exceptions
 
 from . import exceptions as exc_
-from ._types import SECRET_HEADERS as _SECRET_HEADERS, HTTPRequest, Response, Timeout, Transport
+from ._redact import guard, is_credential
+from ._types import HTTPRequest, Response, Timeout, Transport
 from ._version import __version__
 
-__all__ = ["Timeout", "HTTPRequest", "Response", "Transport", "RequestsTransport", "is_loopback", "redirect_target"]
+__all__ = [
+    "Timeout", "HTTPRequest", "Response", "Transport", "RequestsTransport", "is_loopback", "redirect_target",
+]
 
-logger = logging.getLogger(__name__)
+logger = guard(logging.getLogger(__name__))
 
 READ_SIZE = 65536
 #: Blocks proxies from the environment (requests drops keys set to None).
@@ -54,6 +58,8 @@ def is_loopback(host: str | None) -> bool:
         return ipaddress.ip_address(host.strip("[]")).is_loopback
     except ValueError:
         return False
+
+
 #: Redirects followed for one request, and which statuses are followed per
 #: method: a POST only when the status keeps the method and the body.
 MAX_REDIRECTS = 5
@@ -88,6 +94,9 @@ class RequestsTransport:
 
     def open(self, request: HTTPRequest, timeout: Timeout, *, head_deadline: float | None = None) -> Response:
         """Send ``request``, following redirects (see :func:`redirect_target`).
+        Cookies of the session's jar go only to the origin of ``request``
+        (cookies ignore ports; origins do not): never along a redirect to
+        another origin.
 
         :param head_deadline: the most seconds the response head may take in
             all (a server dripping it byte by byte never trips the read
@@ -111,8 +120,9 @@ class RequestsTransport:
             _local.head_watch = None
 
     def _open(self, request: HTTPRequest, timeout: Timeout) -> Response:
+        origin = _url_origin(request.url)
         for _ in range(MAX_REDIRECTS + 1):
-            response = self._send(request, timeout)
+            response = self._send(request, timeout, cookies=_url_origin(request.url) == origin)
             target = redirect_target(request, response.status_code, response.headers)
             if target is None:
                 return response
@@ -123,7 +133,7 @@ class RequestsTransport:
             f"{request.url} is still redirecting after {MAX_REDIRECTS} redirects; set base_url to the final address."
         )
 
-    def _send(self, request: HTTPRequest, timeout: Timeout) -> _RequestsResponse:
+    def _send(self, request: HTTPRequest, timeout: Timeout, *, cookies: bool = True) -> _RequestsResponse:
         headers = {"User-Agent": f"holysse/{__version__} requests/{getattr(requests, '__version__', '')}"}
         headers.update(request.headers)
         body = None
@@ -132,20 +142,18 @@ class RequestsTransport:
             headers.setdefault("Content-Type", "application/json")
         # A loopback server is never reached through a proxy from the
         # environment (HTTP_PROXY without NO_PROXY would catch 127.0.0.1 too).
-        proxies = _NO_PROXIES if self._owns_session and is_loopback(_hostname(request.url)) else None
+        proxies = _NO_PROXIES if self._owns_session and is_loopback(_hostname(request.url)) else {}
+        session = self._session
         try:
-            response = self._session.request(
-                request.method,
-                request.url,
-                data=body,
-                headers=headers,
-                stream=True,
-                timeout=(timeout.connect, timeout.read),
-                allow_redirects=False,
-                proxies=proxies,
-                # requests lets $REQUESTS_CA_BUNDLE override a session's own verify; yours wins here
-                verify=None if self._owns_session else self._session.verify,
-            )
+            # Session.request's steps, with a chance to leave the jar's cookies out.
+            prepared = session.prepare_request(requests.Request(request.method, request.url, headers, data=body))
+            if not cookies:
+                prepared.headers.pop("Cookie", None)
+            # requests lets $REQUESTS_CA_BUNDLE override a session's own verify; yours wins here
+            verify = None if self._owns_session else session.verify
+            settings = session.merge_environment_settings(prepared.url or request.url, proxies, True, verify, None)
+            response = session.send(prepared, timeout=(timeout.connect, timeout.read), allow_redirects=False,
+                                    **settings)
         except requests.RequestException as exc:
             raise _translate_open_error(exc, request.url) from _scrubbed(exc)
         return _RequestsResponse(response, request.url)
@@ -252,12 +260,19 @@ def redirect_target(request: HTTPRequest, status: int, headers: Mapping[str, str
         )
     kept = dict(request.headers)
     if _origin(old) != _origin(new):
-        kept = {name: value for name, value in kept.items() if name.lower() not in _SECRET_HEADERS}
+        kept = {name: value for name, value in kept.items() if not is_credential(name)}
     return HTTPRequest(request.method, url, kept, request.json)
 
 
 def _origin(parts: Any) -> tuple[str, str, int]:
     return parts.scheme, (parts.hostname or "").lower(), parts.port or _DEFAULT_PORTS.get(parts.scheme, 0)
+
+
+def _url_origin(url: str) -> tuple[str, str, int] | None:
+    try:
+        return _origin(urlsplit(url))
+    except ValueError:
+        return None  # requests reports the malformed URL
 
 
 def _scrubbed(exc: requests.RequestException) -> requests.RequestException:
@@ -290,6 +305,13 @@ def _translate_open_error(exc: requests.RequestException, url: str) -> exc_.Holy
     if isinstance(exc, requests.exceptions.ProxyError):
         return exc_.ConnectError(f"The proxy refused or failed the connection to {url} ({reason}).")
     if isinstance(exc, requests.exceptions.ConnectionError):
+        if any(isinstance(inner, urllib3.exceptions.ProtocolError) for inner in _chain(exc)):
+            return exc_.StreamInterrupted(
+                f"{url} accepted the connection but it broke before the response headers arrived ({reason})."
+            )
+        if _unreachable(exc):
+            return exc_.ConnectError(f"Could not connect to {url} ({reason}); is the server up and the URL right?",
+                                     unreachable=True)
         return exc_.ConnectError(f"Could not connect to {url} ({reason}); is the server up and the URL right?")
     if isinstance(exc, (requests.exceptions.InvalidURL, requests.exceptions.MissingSchema,
                         requests.exceptions.InvalidSchema, requests.exceptions.InvalidHeader)):
@@ -299,6 +321,9 @@ def _translate_open_error(exc: requests.RequestException, url: str) -> exc_.Holy
 
 def _reason(exc: BaseException) -> str:
     """The innermost cause of a requests/urllib3 error, in a few words."""
+    for inner in _chain(exc):
+        if isinstance(inner, tuple(kind for kind, _ in _PLAIN_CAUSES)):
+            return _describe(inner)
     return _describe(_innermost(exc))
 
 
@@ -319,6 +344,36 @@ def _describe(cause: BaseException) -> str:
         return "the connection closed in the middle of the body (IncompleteRead)"
     text = str(cause)
     return f"{name}: {text}" if text else name
+
+
+def _chain(exc: BaseException) -> Iterator[BaseException]:
+    """``exc`` and every error it wraps (arguments, ``reason``, causes)."""
+    seen: set[int] = set()
+    todo = [exc]
+    while todo and len(seen) < 32:
+        inner = todo.pop()
+        if id(inner) in seen:
+            continue
+        seen.add(id(inner))
+        yield inner
+        todo.extend(arg for arg in inner.args if isinstance(arg, BaseException))
+        reason = getattr(inner, "reason", None)
+        if isinstance(reason, BaseException):
+            todo.append(reason)
+        todo.extend(e for e in (inner.__cause__, inner.__context__) if e is not None)
+
+
+_NO_ROUTE = frozenset({errno.ENETUNREACH, errno.EHOSTUNREACH, errno.EADDRNOTAVAIL})
+
+
+def _unreachable(exc: BaseException) -> bool:
+    """Whether nothing answered: refused, a name that does not resolve, no route."""
+    for inner in _chain(exc):
+        if isinstance(inner, (ConnectionRefusedError, socket.gaierror, urllib3.exceptions.NameResolutionError)):
+            return True
+        if isinstance(inner, OSError) and inner.errno in _NO_ROUTE:
+            return True
+    return False
 
 
 def _innermost(exc: BaseException) -> BaseException:

@@ -29,12 +29,13 @@ from typing import Any, Callable
 
 import sseclient
 
+from ._redact import guard
 from ._blocks import BlockFramer
 from .exceptions import ProtocolError, UsageError
 
 __all__ = ["ServerSentEvent", "SSEDecoder", "encode_event"]
 
-logger = logging.getLogger(__name__)
+logger = guard(logging.getLogger(__name__))
 
 #: Added in front of a block without a data line, so that sseclient yields
 #: exactly one event per block (it skips blocks whose data buffer is empty).
@@ -300,21 +301,21 @@ def encode_event(
     :param id: the event id, or ``None`` to send no ``id:`` line.
     :param retry: a reconnection time in ms (a non-negative int), or ``None``.
     :returns: the UTF-8 bytes of the event, blank line included.
-    :raises ValueError: if ``event`` or ``id`` contains CR or LF, ``id`` a NUL,
+    :raises UsageError: if ``event`` or ``id`` contains CR or LF, ``id`` a NUL,
         or ``retry`` is not a non-negative int.
     """
     lines = []
     if event is not None:
         if "\r" in event or "\n" in event:
-            raise ValueError(f"SSE event type must not contain CR or LF: {event!r}")
+            raise UsageError(f"SSE event type must not contain CR or LF: {event!r}")
         lines.append("event: " + event)
     if id is not None:
         if "\r" in id or "\n" in id or "\x00" in id:
-            raise ValueError(f"SSE id must not contain CR, LF or NUL: {id!r}")
+            raise UsageError(f"SSE id must not contain CR, LF or NUL: {id!r}")
         lines.append("id: " + id)
     if retry is not None:
         if isinstance(retry, bool) or not isinstance(retry, int) or retry < 0:
-            raise ValueError(f"SSE retry must be a non-negative int (milliseconds): {retry!r}")
+            raise UsageError(f"SSE retry must be a non-negative int (milliseconds): {retry!r}")
         lines.append(f"retry: {retry}")
     for line in data.replace("\r\n", "\n").replace("\r", "\n").split("\n"):
         lines.append("data: " + line)

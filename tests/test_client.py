@@ -204,7 +204,7 @@ def test_401_names_the_env_var_and_never_the_key(sleeps: Sleeps, monkeypatch: py
         monkeypatch.delenv("HOLYSHEEP_API_KEY")
         with pytest.raises(holysse.AuthenticationError) as missing:
             list(holysse.Client(base_url=srv.url, sleep=sleeps).stream(**CHAT))
-        assert "no API key was found" in str(missing.value)
+        assert "no API key was sent" in str(missing.value) and "HOLYSHEEP_API_KEY" in str(missing.value)
     everything = [repr(client), str(info.value), repr(info.value), repr(info.value.__dict__),
                   *(r.getMessage() for r in caplog.records), repr(client.endpoint)]
     assert all(secret not in text for text in everything)

@@ -36,6 +36,7 @@ import json
 import logging
 from typing import Any
 
+from .._redact import guard
 from ..events import Event, Finished, TextDelta, ThinkingDelta, ToolCallDelta, Usage
 from ..exceptions import ProviderError
 from .._types import HTTPRequest
@@ -45,7 +46,7 @@ from .profiles import ProviderProfile
 
 __all__ = ["Anthropic", "AnthropicParser", "ANTHROPIC_VERSION"]
 
-logger = logging.getLogger(__name__)
+logger = guard(logging.getLogger(__name__))
 
 #: The ``anthropic-version`` header sent unless the caller sets one.
 ANTHROPIC_VERSION = "2023-06-01"

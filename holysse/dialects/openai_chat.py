@@ -14,6 +14,7 @@ import json
 import logging
 from typing import Any
 
+from .._redact import guard
 from .._status import code_retryable
 from ..events import Event, Finished, TextDelta, ThinkingDelta, ToolCallDelta, Usage
 from ..exceptions import HTTPStatusError, ProtocolError, ProviderError
@@ -24,7 +25,7 @@ from .profiles import ProviderProfile
 
 __all__ = ["OpenAIChat", "ChatParser", "provider_error"]
 
-logger = logging.getLogger(__name__)
+logger = guard(logging.getLogger(__name__))
 
 
 _RETRYABLE_ERROR_TYPES = frozenset(

@@ -32,6 +32,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
+from .._redact import guard
 from ..events import Event, Finished, TextDelta, ThinkingDelta, ToolCallDelta, Usage
 from ..exceptions import UsageError
 from .._types import HTTPRequest
@@ -42,7 +43,7 @@ from .profiles import ProviderProfile
 
 __all__ = ["OpenAIResponses", "ResponsesParser", "ResponseCursor"]
 
-logger = logging.getLogger(__name__)
+logger = guard(logging.getLogger(__name__))
 
 _THINKING_DELTAS = frozenset({"response.reasoning_summary_text.delta", "response.reasoning_text.delta"})
 _TEXT_DELTAS = frozenset({"response.output_text.delta", "response.refusal.delta"})

@@ -106,9 +106,9 @@ class Relay:
         inline: bool = True,
     ) -> None:
         if min(keepalive, grace, poll, producer_timeout, lease) <= 0:
-            raise ValueError("keepalive, grace, poll, producer_timeout and lease must be positive.")
+            raise UsageError("keepalive, grace, poll, producer_timeout and lease must be positive.")
         if lease <= 2 * poll:
-            raise ValueError(f"lease ({lease:g} s) must be longer than two polls ({poll:g} s each): the reaper "
+            raise UsageError(f"lease ({lease:g} s) must be longer than two polls ({poll:g} s each): the reaper "
                              "renews it every poll.")
         self.client = client
         self.store: StreamStore = store if store is not None else MemoryStore()

@@ -14,7 +14,7 @@ import threading
 import time
 from typing import Callable
 
-from ..exceptions import LeaseLost, RelayError, StoreFull, StreamNotFound
+from ..exceptions import LeaseLost, RelayError, StoreFull, StreamNotFound, UsageError
 from .store import TERMINAL_EVENTS, Entry, StreamInfo, bad_cursor
 
 __all__ = ["MemoryStore"]
@@ -84,7 +84,7 @@ class MemoryStore:
         clock: Callable[[], float] = time.time,
     ) -> None:
         if max_bytes <= 0 or max_streams <= 0 or ttl <= 0:
-            raise ValueError("max_bytes, max_streams and ttl must be positive.")
+            raise UsageError("max_bytes, max_streams and ttl must be positive.")
         self.max_bytes = max_bytes
         self.max_streams = max_streams
         self.ttl = ttl

@@ -117,7 +117,7 @@ class RedisStore:
         timeout: float = 5.0,
     ) -> None:
         if ttl <= 0 or timeout <= 0:
-            raise ValueError("ttl and timeout must be positive.")
+            raise UsageError("ttl and timeout must be positive.")
         if client is None:
             if url is None:
                 raise UsageError("RedisStore needs a redis client or url=, e.g. RedisStore(url='redis://localhost:6379/0').")
