@@ -49,6 +49,7 @@ from .exceptions import (
     StreamInterrupted,
     TransportError,
     UsageError,
+    WaitTimeout,
 )
 from .metrics import StreamMetrics, TokenCount
 from .monitor import LatencyMonitor
@@ -98,6 +99,7 @@ __all__ = [
     "StreamClosed",
     "RetriesExhausted",
     "UsageError",
+    "WaitTimeout",
 ]
 
 logging.getLogger(__name__).addHandler(logging.NullHandler())

@@ -26,8 +26,8 @@ def test_exported_names_are_pinned() -> None:
         "ToolCall", "Usage", "Finished", "Reconnecting", "Resumed", "Reset", "HolySSEError", "TransportError",
         "ConnectError", "ReadTimeout", "StreamInterrupted", "HTTPStatusError", "AuthenticationError",
         "RateLimitError", "ProtocolError", "ProviderError", "StreamDiverged", "StreamClosed",
-        "RetriesExhausted", "UsageError", "LatencyMonitor", "PriceTable", "Price", "Cost", "TokenCount", "ProfileRule",
-        "Checkpoint",
+        "RetriesExhausted", "UsageError", "WaitTimeout", "LatencyMonitor", "PriceTable", "Price", "Cost", "TokenCount",
+        "ProfileRule", "Checkpoint",
     ])
     for name in holysse.__all__:
         assert getattr(holysse, name) is not None
@@ -49,7 +49,9 @@ def test_exported_names_are_pinned() -> None:
         (exc.AuthenticationError, exc.HTTPStatusError), (exc.ProtocolError, exc.HolySSEError),
         (exc.ProviderError, exc.HolySSEError), (exc.StreamDiverged, exc.HolySSEError),
         (exc.StreamClosed, exc.HolySSEError), (exc.RetriesExhausted, exc.HolySSEError),
-        (exc.UsageError, exc.HolySSEError), (exc.UsageError, RuntimeError),
+        (exc.UsageError, exc.HolySSEError), (exc.UsageError, RuntimeError), (exc.UsageError, ValueError),
+        (exc.WaitTimeout, exc.HolySSEError), (exc.WaitTimeout, TimeoutError),
+        (exc.TooManyStreams, exc.RelayError),
     ],
 )
 def test_exception_tree(child: type, parent: type) -> None:
