@@ -6,7 +6,7 @@ import os
 import subprocess
 import sys
 
-from holysse.cli import _demo_body
+from holysse.commands.demo import demo_body
 from holysse.testing import FakeServer
 
 MODES = ("auto", "cursor", "prefill", "replay", "none")
@@ -34,7 +34,7 @@ def run_demos() -> dict[str, subprocess.CompletedProcess[str]]:
 
 
 def expected_answer() -> str:
-    return FakeServer(answer_chars=1800).expected_text(_demo_body("openai-chat"))
+    return FakeServer(answer_chars=1800).expected_text(demo_body("openai-chat"))
 
 
 def test_demo_in_every_resume_mode() -> None:
@@ -65,4 +65,4 @@ def test_demo_in_every_resume_mode() -> None:
     assert "stream failed: StreamInterrupted" in run.stderr
     partial = run.stdout
     assert partial and expected.startswith(partial)
-    assert f"partial answer kept in exc.partial: {len(partial)} characters" in run.stderr
+    assert f"partial answer kept: {len(partial)} characters" in run.stderr

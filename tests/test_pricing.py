@@ -14,7 +14,8 @@ from typing import Any
 import pytest
 
 import holysse
-from holysse.cli import Console, _demo_body, demo
+from holysse.commands.console import Console
+from holysse.commands.demo import demo, demo_body
 from holysse.metrics import StreamMetrics, TokenCount
 from holysse.pricing import Cost, Price, PriceTable
 from holysse.testing import FakeServer
@@ -142,7 +143,7 @@ def usage_of(events: list[tuple[int, dict[str, Any]]]) -> tuple[int, int]:
 def by_hand(dialect: str, resume: str) -> tuple[int, int, int, int, Decimal]:
     """(prompt, output, re-read prompt, regenerated, total USD) for the demo's
     four faults (FIN, RST, stall, 429), computed from the fake server's payload."""
-    body = _demo_body(dialect)
+    body = demo_body(dialect)
     with FakeServer(answer_chars=1800) as server:
         cuts = [fault.at for _, fault in demo_faults(server, body, dialect=dialect) if fault.is_cut]
         streamed = dict(body, stream_options={"include_usage": True}) if dialect == "openai-chat" else body

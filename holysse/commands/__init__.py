@@ -1,16 +1,20 @@
-"""The subcommands beyond ``demo``: ``chat``, ``check``, ``bench``, ``serve``.
+"""The ``holysse`` subcommands, one module each: ``demo``, ``chat``,
+``check``, ``bench``, ``serve``.
 
 :func:`holysse.cli.main` imports this package; each module registers its
-command with :func:`holysse.cli.register` (the import order is the order of
-``holysse --help``). Like :mod:`holysse.cli`, these modules use holysse's
-public API, and they are the only other place that prints.
+command with :func:`~holysse.commands.registry.register` (the import order is
+the order of ``holysse --help``). :mod:`~holysse.commands.console` holds what
+they write. These modules use holysse's public API, and they (with
+:mod:`holysse.cli`) are the only code that prints.
 """
 
 from __future__ import annotations
 
-from . import chat  # noqa: I001 - the order of the commands in --help
+from . import demo  # noqa: I001 - the order of the commands in --help
+from . import chat
 from . import check
 from . import bench
 from . import serve
+from .registry import build_parser, command
 
-__all__ = ["chat", "check", "bench", "serve"]
+__all__ = ["demo", "chat", "check", "bench", "serve", "build_parser", "command"]

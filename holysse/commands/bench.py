@@ -24,7 +24,8 @@ from contextlib import ExitStack
 from typing import Any, Callable
 
 from .. import __version__
-from ..cli import Console, register
+from .console import Console, plural
+from .registry import register
 from ..client import Client
 from ..stream import Stream
 from ..exceptions import HolySSEError
@@ -149,7 +150,7 @@ class _Progress:
 
     def _show(self) -> None:
         line = (f"{self.model}: {self.done}/{self.total} streams, {self.failed} failed, "
-                f"{self.reconnects} reconnects")
+                f"{plural(self.reconnects, 'reconnect')}")
         if self._live:
             self.console.err.write("\r\x1b[2K" + line)
             self.console.err.flush()

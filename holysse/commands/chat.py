@@ -20,7 +20,8 @@ import threading
 from types import FrameType, TracebackType
 from typing import Any
 
-from ..cli import Console, register, show_event
+from .console import Console, error_line, plural, show_event
+from .registry import register
 from ..client import Client
 from ..stream import Stream
 from ..events import Event
@@ -121,6 +122,7 @@ class ChatSession:
         body = request_body(args.dialect, args.model, self.history, system=args.system,
                             temperature=args.temperature, max_tokens=args.max_tokens)
         stream = self.client.stream(**body)
+        self.console.begin_answer()
         printer = _JSONPrinter(self.console) if args.json else _TextPrinter(self.console)
         error: HolySSEError | None = None
         with _StopOnInterrupt(stream, enabled=interruptible) as stopper:
@@ -188,7 +190,7 @@ class _TextPrinter:
         if stopped:
             self.console.status(f"■ stopped after {len(stream.text)} characters")
         elif error is not None:
-            self.console.status(f"holysse: {type(error).__name__}: {error}")
+            self.console.status(error_line(error))
         else:
             self.console.status(summary_line(stream))
 
@@ -212,7 +214,7 @@ class _JSONPrinter:
         elif error is not None:
             self._line({"type": "error", "error": type(error).__name__, "message": str(error),
                         "partial": error.partial})
-            self.console.status(f"holysse: {type(error).__name__}: {error}")
+            self.console.status(error_line(error))
         self._line({"type": "metrics", **stream.metrics.summary()})
 
 
@@ -227,7 +229,7 @@ def summary_line(stream: Stream) -> str:
     m = stream.metrics
     tps = m.tokens_per_second
     parts = [f"{m.text_events} tokens", f"TTFT {ms(m.ttft)}",
-             f"{'-' if tps is None else f'{tps:.0f}'} tokens/s", f"{m.total_reconnects} reconnect{'' if m.total_reconnects == 1 else 's'}"]
+             f"{'-' if tps is None else f'{tps:.0f}'} tokens/s", plural(m.total_reconnects, "reconnect")]
     if stream.finish_reason:
         parts.append(f"finish: {stream.finish_reason}")
     if m.cost is not None:

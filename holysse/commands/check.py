@@ -17,7 +17,8 @@ import re
 import time
 from urllib.parse import urlsplit
 
-from ..cli import Console, register
+from .console import Console, cli_words, plural
+from .registry import register
 from ..client import API_KEY_ENV, BASE_URL_ENV, DEFAULT_BASE_URL, Client
 from ..exceptions import (
     AuthenticationError,
@@ -29,7 +30,7 @@ from ..exceptions import (
     UsageError,
 )
 from ..transport import Timeout
-from .common import DIALECT_NAMES, mask_key, ms, parse_duration, request_body
+from .common import DIALECT_NAMES, mask_key, ms, request_body, timeout_duration
 from .netprobe import Step, probe, proxy_for
 
 __all__ = ["check", "key_step", "HOLYSHEEP_KEY"]
@@ -45,7 +46,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dialect", default="openai-chat", choices=DIALECT_NAMES, help="wire dialect")
     parser.add_argument("-m", "--model", default=None,
                         help="model for the test stream (default: the first one GET /models lists)")
-    parser.add_argument("--timeout", type=parse_duration, default=10.0, metavar="DURATION",
+    parser.add_argument("--timeout", type=timeout_duration, default=10.0, metavar="DURATION",
                         help="time allowed for each step (default: 10s)")
 
 
@@ -57,10 +58,11 @@ def check(args: argparse.Namespace) -> int:
     report.console.text(f"holysse check · {base_url}\n")
     report.add(key_step(base_url, os.environ.get(API_KEY_ENV)))
     try:
-        client = Client(base_url=base_url, dialect=args.dialect, retry=False, resume="none",
-                        timeout=Timeout(args.timeout, args.timeout))
+        # What the library does by default (resume="auto", the default retries): a server that
+        # merely drops connections works, and the reconnects it needed are reported.
+        client = Client(base_url=base_url, dialect=args.dialect, timeout=Timeout(args.timeout, args.timeout))
     except UsageError as exc:
-        report.add(Step("config", False, str(exc)))
+        report.add(Step("config", False, cli_words(str(exc))))
         return report.verdict(False, "the configuration is refused")
     with client:
         steps = probe(base_url, args.timeout, proxy_for(base_url))
@@ -128,8 +130,17 @@ def _stream(client: Client, dialect: str, model: str) -> Step:
     m = stream.metrics
     preview = stream.text[:40] + ("…" if len(stream.text) > 40 else "")
     detail = (f"{model}: TTFB {ms(m.ttfb)}, TTFT {ms(m.ttft)}, {m.text_events} tokens"
-              f", finish {stream.finish_reason or '-'}: {preview!r}")
+              f", finish {stream.finish_reason or '-'}, {_reconnects(m.reconnects)}: {preview!r}")
     return Step("stream", True, detail, m.duration)
+
+
+def _reconnects(by_strategy: dict[str, int]) -> str:
+    """``no reconnect``, ``1 reconnect (cursor)``, ``3 reconnects (retry 1, replay 2)``."""
+    total = sum(by_strategy.values())
+    if not total:
+        return "no reconnect"
+    detail = ", ".join(f"{name} {count}" if total > 1 else name for name, count in by_strategy.items())
+    return f"{plural(total, 'reconnect')} ({detail})"
 
 
 def diagnose(exc: HolySSEError, *, key_set: bool = True) -> tuple[str, str]:
@@ -152,7 +163,7 @@ def diagnose(exc: HolySSEError, *, key_set: bool = True) -> tuple[str, str]:
                 "the base URL points at a website, a login portal or a captive proxy; an API base URL usually ends in /v1")
     if isinstance(exc, ReadTimeout):
         return "no answer within the timeout", "the server is slow or stuck: try later, or raise --timeout"
-    return f"{type(exc).__name__}: {exc}", ""
+    return f"{type(exc).__name__}: {cli_words(str(exc))}", ""
 
 
 class _Report:

@@ -14,13 +14,17 @@ from ..transport import Timeout
 
 __all__ = [
     "DIALECT_NAMES", "STRATEGIES", "DEFAULT_MODEL", "add_client_arguments", "make_client", "request_body",
-    "parse_duration", "count", "positive", "mask_key", "ms", "money",
+    "parse_duration", "timeout_duration", "count", "positive", "port", "mask_key", "ms", "money",
 ]
 
 DIALECT_NAMES = ("openai-chat", "anthropic", "openai-responses")
 STRATEGIES = ("auto", "cursor", "prefill", "replay", "none")
 #: The model used when ``--model`` is not given (``$HOLYSSE_MODEL`` overrides it).
 DEFAULT_MODEL = "gpt-4.1"
+
+#: The library's defaults, which the options' defaults follow.
+_DEFAULT_POLICY = RetryPolicy()
+_DEFAULT_TIMEOUT = Timeout()
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d*)?|\.\d+)\s*(ms|s|m)?\s*$", re.IGNORECASE)
 
@@ -36,6 +40,28 @@ def parse_duration(text: str) -> float:
     value = float(match.group(1))
     unit = (match.group(2) or "s").lower()
     return value / 1000 if unit == "ms" else value * 60 if unit == "m" else value
+
+
+def timeout_duration(text: str) -> float:
+    """A duration above zero, for a timeout (an argparse type).
+
+    :raises argparse.ArgumentTypeError: for anything else.
+    """
+    value = parse_duration(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is no time at all; a timeout must be above zero, such as 30s")
+    return value
+
+
+def port(text: str) -> int:
+    """A TCP port, 0 to 65535 (an argparse type; 0: any free port).
+
+    :raises argparse.ArgumentTypeError: for anything else.
+    """
+    value = count(text)
+    if value > 65535:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port; use 1 to 65535, or 0 for any free port")
+    return value
 
 
 def count(text: str) -> int:
@@ -94,12 +120,13 @@ def add_client_arguments(parser: argparse.ArgumentParser, *, model: bool = True)
                         help="API base URL (default: $HOLYSHEEP_BASE_URL or https://api.holysheep.ai/v1)")
     parser.add_argument("--dialect", default="openai-chat", choices=DIALECT_NAMES, help="wire dialect")
     parser.add_argument("--resume", default="auto", choices=STRATEGIES, help="how a cut stream continues")
-    parser.add_argument("--retries", type=count, default=5, metavar="N",
-                        help="reconnect attempts in a row without progress (default: 5; 0: never)")
-    parser.add_argument("--connect-timeout", type=parse_duration, default=10.0, metavar="DURATION",
-                        help="longest wait for a connection (default: 10s)")
-    parser.add_argument("--read-timeout", type=parse_duration, default=None, metavar="DURATION",
-                        help="longest silence before a stream counts as stalled (default: 60s)")
+    parser.add_argument("--retries", type=count, default=_DEFAULT_POLICY.max_attempts, metavar="N",
+                        help="reconnect attempts in a row without progress "
+                             f"(default: {_DEFAULT_POLICY.max_attempts}; 0: never)")
+    parser.add_argument("--connect-timeout", type=timeout_duration, default=_DEFAULT_TIMEOUT.connect,
+                        metavar="DURATION", help=f"longest wait for a connection (default: {_DEFAULT_TIMEOUT.connect:g}s)")
+    parser.add_argument("--read-timeout", type=timeout_duration, default=None, metavar="DURATION",
+                        help=f"longest silence before a stream counts as stalled (default: {_DEFAULT_TIMEOUT.read:g}s)")
 
 
 def make_client(args: argparse.Namespace, *, api_key: str | None = None, base_url: str | None = None,
@@ -108,13 +135,13 @@ def make_client(args: argparse.Namespace, *, api_key: str | None = None, base_ur
     The key comes from ``$HOLYSHEEP_API_KEY`` unless ``api_key`` is given
     (keys never come from the command line, where ``ps`` and shell history
     would keep them)."""
-    read = args.read_timeout if args.read_timeout is not None else 60.0
+    read = args.read_timeout if args.read_timeout is not None else _DEFAULT_TIMEOUT.read
     return Client(
         api_key=api_key,
         base_url=base_url or args.base_url,
         dialect=args.dialect,
         resume=args.resume,
-        retry=RetryPolicy(max_attempts=args.retries),
+        retry=_DEFAULT_POLICY.with_attempts(args.retries),
         timeout=Timeout(connect=args.connect_timeout, read=read),
         **kwargs,
     )

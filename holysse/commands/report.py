@@ -89,7 +89,7 @@ def _table(result: dict[str, Any], target: float | None) -> str:
     rec, errors = result["reconnects"], result["errors"]
     facts = [f"{result['completed']} of {result['streams']} streams complete",
              f"{result['wall_seconds']:.2f} s wall",
-             f"{rec['total']} reconnects in {rec['streams']} streams",
+             f"{rec['total']} reconnect{'' if rec['total'] == 1 else 's'} in {rec['streams']} streams",
              f"{rec['wasted_output_tokens']} wasted tokens",
              "errors: " + (", ".join(f"{escape(k)} {v}" for k, v in sorted(errors.items())) or "none"),
              f"cost {money(result['cost']['total'])}"]

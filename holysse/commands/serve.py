@@ -14,8 +14,10 @@ import threading
 from types import FrameType
 from typing import Any
 
-from ..cli import Console, register
+from .console import Console
+from .registry import register
 from ..testing import Fault, RecordedRequest
+from .common import port
 from .fake import add_fake_arguments, start_fake
 
 __all__ = ["serve"]
@@ -23,7 +25,7 @@ __all__ = ["serve"]
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)")
-    parser.add_argument("-p", "--port", type=int, default=8000, help="port (default: 8000; 0: any free port)")
+    parser.add_argument("-p", "--port", type=port, default=8000, help="port (default: 8000; 0: any free port)")
     parser.add_argument("--api-key", default=None,
                         help="require this key (Authorization: Bearer ... or x-api-key), else answer 401")
     parser.add_argument("--no-ids", action="store_true", help="send no SSE id: fields (no cursor resume)")
@@ -52,7 +54,7 @@ def serve(args: argparse.Namespace) -> int:
                             on_request=log)
     except OSError as exc:
         console.status(f"holysse serve: cannot listen on {args.host}:{args.port} ({exc.strerror or exc}); "
-                       "pick another --port, or stop what uses it.")
+                       "pick another --port or --host, or stop what uses it.")
         return 1
     stop = threading.Event()
     previous = {sig: signal.signal(sig, _setter(stop)) for sig in (signal.SIGINT, signal.SIGTERM)}
