@@ -73,7 +73,8 @@ def test_a_server_that_is_not_there_is_given_up_within_5_s_by_default(where: str
     cause = info.value.__cause__
     assert isinstance(cause, holysse.ConnectError) and cause.unreachable
     assert len(info.value.attempts) >= 2  # still a few tries: a server may be starting
-    assert "connect budget" in str(info.value)
+    if len(info.value.attempts) < holysse.RetryPolicy().max_attempts:  # (short random waits may use them all)
+        assert "connect budget" in str(info.value)
 
 
 def test_the_connect_budget_holds_with_an_injected_sleep_and_not_for_other_errors() -> None:

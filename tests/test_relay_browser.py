@@ -67,10 +67,10 @@ class Chat:
 
 @contextlib.contextmanager
 def chat(browser: Any, example: ModuleType, *, fake: FakeServer, resume: str = "auto",
-         **defaults: Any) -> Iterator[Chat]:
+         max_streams_per_owner: int = 4, **defaults: Any) -> Iterator[Chat]:
     client = holysse.Client(api_key="hs_" + "k" * 32, base_url=fake.url, timeout=(2, 2), resume=resume,
                             retry=holysse.RetryPolicy(backoff_initial=0.01, backoff_max=0.02))
-    relay = Relay(client, MemoryStore(), poll=0.1, retry_ms=200)
+    relay = Relay(client, MemoryStore(), poll=0.1, retry_ms=200, max_streams_per_owner=max_streams_per_owner)
     app = example.create_app(relay, **(defaults or {"model": "fake-1", "seed": 5}))
     context = browser.new_context()
     try:
@@ -138,3 +138,19 @@ def test_another_session_is_refused_and_stop_cancels_the_upstream(browser: Any, 
         page.wait_for_status("done")
         wait_until(lambda: established(fake.port) == 0, 5, "the upstream socket to close")
         assert len(page.text) < len(fake.answers[-1])
+
+
+def test_a_session_past_its_stream_limit_sees_429_with_retry_after(browser: Any, example: ModuleType) -> None:
+    with FakeServer(answer_chars=20_000, token_delay=0.01) as fake:
+        with chat(browser, example, fake=fake, max_streams_per_owner=1) as page:
+            page.ask()
+            page.wait_for_text(30)  # one answer is being generated for this session
+            page.page.evaluate("""() => { window.second = HolySSE.start({base: 'holysse', remember: false,
+                body: {messages: [{role: 'user', content: 'and another'}]}}); }""")
+            page.page.wait_for_function("window.second.status === 'error'", timeout=TIMEOUT_MS)
+            error = page.page.evaluate("window.second.error")
+            assert error["status"] == 429 and error["error"] == "TooManyStreams" and error["retryAfter"] == 5
+            assert "limit is 1" in error["message"]
+            assert len(fake.requests) == 1  # the refused start never reached the upstream
+            page.page.click("#stop")
+            page.wait_for_status("done")

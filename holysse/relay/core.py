@@ -29,6 +29,7 @@ from .. import Client, Event
 from ..exceptions import HolySSEError, StreamForbidden, StreamNotFound, UsageError
 from . import links, takeover
 from .follow import Follower
+from .limits import MAX_STREAMS, MAX_STREAMS_PER_OWNER, StreamLimits
 from .memory_store import MemoryStore
 from .pump import Pump
 from .reaper import Reaper
@@ -88,6 +89,11 @@ class Relay:
         by this process drive the pump in its own thread (one thread woken
         per event instead of two). It sends no keep-alive comment while the
         upstream is silent; ``False`` keeps every pump on a thread of its own.
+    :param max_streams_per_owner: upstream streams one owner may run at once
+        in this process (4), or ``None``; past it :meth:`start` raises
+        :class:`~holysse.exceptions.TooManyStreams` (HTTP 429, ``Retry-After``).
+    :param max_streams: upstream streams this process starts and runs at once
+        (64), or ``None``; past it, the same (see :mod:`holysse.relay.limits`).
     """
 
     def __init__(
@@ -104,6 +110,8 @@ class Relay:
         lease: float = 10.0,
         secret: str | bytes | None = None,
         inline: bool = True,
+        max_streams_per_owner: int | None = MAX_STREAMS_PER_OWNER,
+        max_streams: int | None = MAX_STREAMS,
     ) -> None:
         if min(keepalive, grace, poll, producer_timeout, lease) <= 0:
             raise UsageError("keepalive, grace, poll, producer_timeout and lease must be positive.")
@@ -118,6 +126,8 @@ class Relay:
         self.producer_timeout = producer_timeout
         self.retry_ms = retry_ms
         self.expose_errors = expose_errors
+        self.limits = StreamLimits(max_streams_per_owner, max_streams)
+        self._counted: dict[str, str | None] = {}  # started here: stream id -> owner, until its pump ends
         self.lease = lease
         self.inline = inline
         self._secret = secret.encode("utf-8") if isinstance(secret, str) else secret
@@ -144,19 +154,28 @@ class Relay:
         :raises UsageError: for bad request arguments or a closed relay.
         :raises StoreUnavailable: the store cannot take a new stream (full, or
             Redis down).
+        :raises TooManyStreams: ``owner`` (or this process) already runs as
+            many streams as allowed; nothing is sent upstream.
         """
         if self._closing.is_set():
             raise UsageError("This Relay is closed; create a new one.")
-        stream = self.client.stream(**request)
-        stream_id = secrets.token_urlsafe(24)
-        stored = takeover.request_json(request, stream) if self.shared else None
-        holder = self._holder()
+        self.limits.acquire(owner)
         try:
-            self.store.create(stream_id, owner, request=stored)
-            self.store.claim(stream_id, holder, self.lease)
+            stream = self.client.stream(**request)
+            stream_id = secrets.token_urlsafe(24)
+            stored = takeover.request_json(request, stream) if self.shared else None
+            holder = self._holder()
+            try:
+                self.store.create(stream_id, owner, request=stored)
+                self.store.claim(stream_id, holder, self.lease)
+            except BaseException:
+                stream.close()
+                raise
         except BaseException:
-            stream.close()
+            self.limits.release(owner)
             raise
+        with self._lock:
+            self._counted[stream_id] = owner
         self._run(Pump(self, stream_id, stream, holder, checkpoints=stored is not None))
         logger.debug("Started stream %s", stream_id[:8])
         return stream_id
@@ -177,10 +196,14 @@ class Relay:
         return self._pumps.get(stream_id)
 
     def forget(self, pump: Pump) -> None:
-        """Called by a pump that ended."""
+        """Called by a pump that ended (its stream's slot in :attr:`limits` frees)."""
         with self._lock:
             if self._pumps.get(pump.stream_id) is pump:
                 del self._pumps[pump.stream_id]
+            counted = pump.stream_id in self._counted
+            owner = self._counted.pop(pump.stream_id, None)
+        if counted:
+            self.limits.release(owner)
 
     def adopt(self, stream_id: str) -> bool:
         """Take over a stream whose pump's lease expired (its process died or

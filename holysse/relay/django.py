@@ -21,6 +21,7 @@ from __future__ import annotations
 import secrets
 from typing import Any, Callable
 
+from django.http import RawPostDataException
 from django.http import HttpRequest, HttpResponse, HttpResponseBase, HttpResponseNotAllowed, StreamingHttpResponse
 from django.urls import URLPattern, path
 
@@ -72,7 +73,10 @@ def relay_urls(
     def start(request: HttpRequest) -> HttpResponseBase:
         if request.method != "POST":
             return HttpResponseNotAllowed(["POST"])
-        body = request.body[: endpoints.max_body + 1]
+        refused = endpoints.too_large(request.META.get("CONTENT_LENGTH"))
+        if refused is not None:
+            return _response(refused)
+        body = _read(request, endpoints.max_body + 1)  # never more: a body without a length is cut here
         return _response(endpoints.start(body, request.content_type, owner(request)))
 
     def stream(request: HttpRequest, stream_id: str) -> HttpResponseBase:
@@ -94,6 +98,15 @@ def relay_urls(
         path("streams/<str:stream_id>", stream, name="holysse-stream"),
         path("holysse.js", script, name="holysse-script"),
     ]
+
+
+def _read(request: HttpRequest, limit: int) -> bytes:
+    """At most ``limit`` bytes of the body, read from the stream (not
+    ``request.body``, which reads it all first)."""
+    try:
+        return bytes(request.read(limit))
+    except RawPostDataException:  # a middleware already read it
+        return bytes(request.body[:limit])
 
 
 def _response(reply: Reply) -> HttpResponseBase:

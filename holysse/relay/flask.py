@@ -72,8 +72,12 @@ def relay_blueprint(
 
     @blueprint.post("/streams")
     def start() -> flask.Response:
-        body = flask.request.get_data(cache=False)[: endpoints.max_body + 1]
-        return _response(endpoints.start(body, flask.request.content_type, owner()))
+        request = flask.request
+        refused = endpoints.too_large(request.headers.get("Content-Length"))
+        if refused is not None:
+            return _response(refused, close=True)
+        body = request.stream.read(endpoints.max_body + 1)  # never more: a body without a length is cut here
+        return _response(endpoints.start(body, request.content_type, owner()), close=len(body) > endpoints.max_body)
 
     @blueprint.route("/streams/<stream_id>", methods=["GET", "DELETE"])
     def stream(stream_id: str) -> flask.Response:
@@ -91,8 +95,10 @@ def relay_blueprint(
     return blueprint
 
 
-def _response(reply: Reply) -> flask.Response:
+def _response(reply: Reply, *, close: bool = False) -> flask.Response:
     response = flask.Response(reply.body, status=reply.status)
+    if close:  # the body was not read to its end: the connection cannot carry another request
+        response.headers["Connection"] = "close"
     for header, value in reply.headers:
         response.headers[header] = value
     if reply.content_type is None:

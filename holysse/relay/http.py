@@ -22,13 +22,14 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 from dataclasses import dataclass, field
 from functools import lru_cache
 from http import HTTPStatus
 from importlib import resources
 from typing import Any, Callable, Iterable, Mapping
 
-from ..exceptions import HolySSEError, RelayError, StoreUnavailable, UsageError
+from ..exceptions import HolySSEError, RelayError, StoreUnavailable, TooManyStreams, UsageError
 from .core import Relay
 
 __all__ = ["Endpoints", "Reply", "chat_request", "script"]
@@ -73,6 +74,8 @@ def error_reply(exc: HolySSEError) -> Reply:
     reply = json_reply(status, {"error": type(exc).__name__, "message": str(exc)})
     if isinstance(exc, StoreUnavailable):
         reply.headers.append(("Retry-After", "2"))
+    elif isinstance(exc, TooManyStreams):
+        reply.headers.append(("Retry-After", str(math.ceil(exc.retry_after))))
     return reply
 
 
@@ -122,6 +125,19 @@ class Endpoints:
         self.build_request = build_request
         self.max_body = max_body
         self.defaults = defaults
+
+    def too_large(self, content_length: object) -> Reply | None:
+        """The ``413`` reply for a start request whose declared
+        ``Content-Length`` exceeds :attr:`max_body`, or ``None``. Each
+        integration asks this before reading a byte of the body, then reads at
+        most ``max_body + 1`` bytes (a body without a length is cut there)."""
+        try:
+            length = int(str(content_length).strip()) if content_length not in (None, "") else 0
+        except ValueError:
+            return error_reply(RelayError("The Content-Length header is not a number.", status=400))
+        if length > self.max_body:
+            return error_reply(RelayError(f"The body is larger than {self.max_body} bytes.", status=413))
+        return None
 
     def start(self, body: bytes, content_type: str | None, owner: str | None) -> Reply:
         """``POST {base}/streams``: 201 with ``{"id": ...}``.

@@ -72,6 +72,9 @@ class RelayApp:
         if path == "/streams":
             if method != "POST":
                 return _not_allowed("POST")
+            refused = endpoints.too_large(environ.get("CONTENT_LENGTH"))
+            if refused is not None:
+                return refused
             owner, cookie = self._owner_of(environ, issue=True)
             reply = endpoints.start(_body(environ, endpoints.max_body), environ.get("CONTENT_TYPE"), owner)
             if cookie and reply.status == 201:
@@ -111,12 +114,15 @@ class RelayApp:
 
 
 def _body(environ: Environ, limit: int) -> bytes:
+    """At most ``limit + 1`` bytes of the body (enough to tell it is too large)."""
     try:
         length = int(environ.get("CONTENT_LENGTH") or 0)
     except ValueError:
         length = 0
     if length <= 0:
-        return b""
+        if not environ.get("wsgi.input_terminated"):
+            return b""  # no length, and the server does not end the input: nothing can be read safely
+        return bytes(environ["wsgi.input"].read(limit + 1))
     return bytes(environ["wsgi.input"].read(min(length, limit + 1)))
 
 

@@ -6,6 +6,7 @@
  *     body: {messages: [{role: "user", content: "Hi"}]},
  *     target: document.getElementById("answer"),   // gets the text (textContent)
  *     onStatus: function (status) {},        // connecting, streaming, reconnecting, done, error
+ *     onError: function (error) {},          // {error, message, status, retryAfter}
  *   });
  *   stream.stop();
  *   HolySSE.resume({base: "/holysse", target: ...});  // after a reload: follow the unfinished stream
@@ -14,6 +15,11 @@
  * Text is rebuilt from the stream's events: a reconnect continues after the
  * last event received (Last-Event-ID), a "reset" event clears the text (the
  * model's answer changed), "finish" and "failed" end the stream.
+ *
+ * A refused start keeps the relay's answer: error.status is the HTTP status
+ * (429 when too many answers are being generated for this session or server,
+ * with error.retryAfter in seconds from Retry-After), error.error its name
+ * ("TooManyStreams"), error.message the reason, shown by onStatus("error").
  */
 (function (global) {
   "use strict";
@@ -84,7 +90,14 @@
       body: JSON.stringify(body)
     }).then(function (response) {
       return response.json().catch(function () { return {}; }).then(function (json) {
-        if (!response.ok || !json.id) throw new Error(json.message || "the relay answered HTTP " + response.status);
+        if (!response.ok || !json.id) {
+          var err = new Error(json.message || "the relay answered HTTP " + response.status);
+          err.code = json.error || "http_" + response.status;
+          err.status = response.status;
+          var wait = parseInt(response.headers.get("Retry-After") || "", 10);
+          err.retryAfter = isNaN(wait) ? null : wait;
+          throw err;
+        }
         return json.id;
       });
     }).then(function (id) {
@@ -96,7 +109,8 @@
       self._remember();
       self._open();
     }).catch(function (err) {
-      self._fail("start_failed", err && err.message ? err.message : String(err));
+      self._fail(err && err.code ? err.code : "start_failed", err && err.message ? err.message : String(err),
+                 err && err.status ? {status: err.status, retryAfter: err.retryAfter} : null);
     });
   };
 
@@ -160,7 +174,8 @@
     }).then(function (response) {
       if (response.status >= 400 && response.status < 500) { // refused for good: say why
         return response.json().catch(function () { return {}; }).then(function (json) {
-          self._fail(json.error || "http_" + response.status, json.message || "the relay answered HTTP " + response.status);
+          self._fail(json.error || "http_" + response.status, json.message || "the relay answered HTTP " + response.status,
+                     {status: response.status, retryAfter: null});
         });
       }
       if (controller) controller.abort();
@@ -205,9 +220,10 @@
     this._setStatus(status, detail);
   };
 
-  RelayStream.prototype._fail = function (code, message) {
+  RelayStream.prototype._fail = function (code, message, http) {
     if (this.ended) return;
-    this.error = {error: code, message: message};
+    this.error = {error: code, message: message, status: http ? http.status : null,
+                  retryAfter: http ? http.retryAfter : null};
     this._end("error", this.error);
     call(this.options.onError, this.error, this);
   };
