@@ -9,7 +9,9 @@ the provider sent, for support tickets and logs.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Mapping
+from typing import Iterator, Mapping
+
+from ._redact import redact
 
 __all__ = ["ResponseInfo", "REQUEST_ID_HEADERS", "request_id"]
 
@@ -41,5 +43,25 @@ class ResponseInfo:
 
     @classmethod
     def of(cls, status_code: int, headers: Mapping[str, str], url: str) -> ResponseInfo:
-        """The info of a response with these status and headers."""
+        """The info of a response with these status and headers (a header
+        value echoing a credential is redacted, see :mod:`holysse._redact`)."""
+        if any(redact(value) != value for value in headers.values()):
+            headers = _Headers({name: redact(value) for name, value in headers.items()})
         return cls(status_code, headers, request_id(headers), url)
+
+
+class _Headers(Mapping[str, str]):
+    """Headers looked up in any casing."""
+
+    def __init__(self, items: Mapping[str, str]) -> None:
+        self._items = dict(items)
+        self._lowered = {name.lower(): name for name in items}
+
+    def __getitem__(self, name: str) -> str:
+        return self._items[self._lowered[name.lower()]]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._items)
+
+    def __len__(self) -> int:
+        return len(self._items)

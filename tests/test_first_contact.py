@@ -78,14 +78,17 @@ def test_a_server_that_is_not_there_is_given_up_within_5_s_by_default(where: str
 
 
 def test_the_connect_budget_holds_with_an_injected_sleep_and_not_for_other_errors() -> None:
-    policy = holysse.RetryPolicy()
     refused = holysse.ConnectError("refused", unreachable=True)
-    history: list[tuple[int, str, float]] = []
-    with pytest.raises(holysse.RetriesExhausted):
-        for attempt in range(1, 10):
-            delay = policy.delay_or_give_up(attempt, 0.0, refused, None, history, received=False)
-            history.append((attempt, "refused", delay))
-    assert sum(step[2] for step in history) < 5.0 and len(history) < policy.max_attempts
+    for policy in (holysse.RetryPolicy(jitter=False), holysse.RetryPolicy()):
+        history: list[tuple[int, str, float]] = []
+        with pytest.raises(holysse.RetriesExhausted):
+            for attempt in range(1, 10):
+                delay = policy.delay_or_give_up(attempt, 0.0, refused, None, history, received=False)
+                history.append((attempt, "refused", delay))
+        assert sum(step[2] for step in history) < 5.0
+        if not policy.jitter:  # the schedule the README states: waits of 0.5, 1 and 2 s, then give up
+            assert [step[2] for step in history] == [0.5, 1.0, 2.0]
+    policy = holysse.RetryPolicy()
     # Once the server has answered, or for an error that is not "nobody there": the full schedule.
     for error, received in ((refused, True), (holysse.ConnectError("TLS failed"), False)):
         assert all(policy.delay_or_give_up(n, 0.0, error, None, (), received=received) >= 0 for n in range(1, 7))

@@ -176,3 +176,16 @@ def test_the_redaction_step_covers_bearer_cookie_and_short_values() -> None:
                                                         "x-goog-api-key", "X-Auth-Token"))
     assert not any(_redact.is_credential(name) for name in ("Accept", "X-Trace", "Idempotency-Key",
                                                             "anthropic-version"))
+
+
+def test_response_headers_of_a_successful_stream_are_redacted_too() -> None:
+    def respond(conn: Connection, request: HTTPRequest, index: int) -> None:
+        echo = (("X-Echo-Auth", request.header("Authorization") or ""),)
+        conn.write(sse_head(extra=echo) + b"".join(chat_events()))
+
+    with ScriptedServer(respond) as server, holysse.Client(api_key=KEY, base_url=server.url) as client:
+        stream = client.stream(**CHAT)
+        assert stream.final().text == ANSWER
+    assert stream.response is not None
+    assert stream.response.headers["x-echo-auth"] == "Bearer <redacted>"
+    assert KEY not in repr(dict(stream.response.headers))
