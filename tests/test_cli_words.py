@@ -87,14 +87,11 @@ def test_no_key_for_the_gateway_is_said_at_once_with_exit_2() -> None:
     assert time.monotonic() - started < 10  # a subprocess start, no network wait
 
 
-def test_a_refused_connection_is_a_retry_not_a_cut_and_gives_up_within_5_s() -> None:
-    started = time.monotonic()
+def test_a_refused_connection_is_a_retry_not_a_cut() -> None:
     result = run("chat", PROMPT, "--base-url", closed_port(), key=KEY)
-    took = time.monotonic() - started
     assert result.returncode == 1
     assert "↻ cut:" not in result.stderr and "↻ retry: Could not connect" in result.stderr
     assert "connection refused" in error_line(result.stderr) and "--base-url" in error_line(result.stderr)
-    assert took < 5 + 3  # the budget, and a Python start
 
 
 def test_a_reset_inside_the_response_head_is_not_could_not_connect(head_reset: str) -> None:

@@ -151,6 +151,6 @@ def test_a_session_past_its_stream_limit_sees_429_with_retry_after(browser: Any,
             error = page.page.evaluate("window.second.error")
             assert error["status"] == 429 and error["error"] == "TooManyStreams" and error["retryAfter"] == 5
             assert "limit is 1" in error["message"]
-            assert len(fake.requests) == 1  # the refused start never reached the upstream
             page.page.click("#stop")
             page.wait_for_status("done")
+            assert len(fake.requests) == 1  # the refused start never reached the upstream

@@ -135,6 +135,7 @@ def test_one_owner_gets_429_with_retry_after_past_its_limit_and_a_slot_again_whe
             assert bob.post(base + "/streams", json=MESSAGES, timeout=10).status_code == 201  # another owner
             full = carol.post(base + "/streams", json=MESSAGES, timeout=10)  # the process limit (3)
             assert full.status_code == 429 and "this server" in full.json()["message"].lower()
+            wait_until(lambda: len(slow.requests) >= 3, 10, "the three upstream requests")
             assert len(slow.requests) == 3  # refused starts never reached the upstream
             stopped = alice.delete(f"{base}/streams/{started[0].json()['id']}", timeout=10)
             assert stopped.status_code == 204
