@@ -208,7 +208,7 @@ def _rate(value: float | None) -> str:
 def _footer(result: dict[str, Any], target: float | None) -> list[str]:
     rec = result["reconnects"]
     by = ", ".join(f"{k} {v}" for k, v in sorted(rec["by_strategy"].items()))
-    lines = [f"reconnects  {rec['total']}" + (f" ({by}) in {rec['streams']} streams" if rec["total"] else "")
+    lines = [f"reconnects  {rec['total']}" + (f" ({by}) in {plural(rec['streams'], 'stream')}" if rec["total"] else "")
              + f" · wasted tokens {rec['wasted_output_tokens']}"]
     if result["errors"]:
         lines.append("errors      " + ", ".join(f"{k} {v}" for k, v in sorted(result["errors"].items())))

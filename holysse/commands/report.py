@@ -15,6 +15,7 @@ from typing import Any, Sequence
 
 from ..monitor import LatencyMonitor, Stats, StreamSample
 from .common import money, ms
+from .console import plural
 
 
 __all__ = ["ModelRun", "render_html", "histogram_svg", "timeline_svg"]
@@ -89,7 +90,7 @@ def _table(result: dict[str, Any], target: float | None) -> str:
     rec, errors = result["reconnects"], result["errors"]
     facts = [f"{result['completed']} of {result['streams']} streams complete",
              f"{result['wall_seconds']:.2f} s wall",
-             f"{rec['total']} reconnect{'' if rec['total'] == 1 else 's'} in {rec['streams']} streams",
+             f"{plural(rec['total'], 'reconnect')} in {plural(rec['streams'], 'stream')}",
              f"{rec['wasted_output_tokens']} wasted tokens",
              "errors: " + (", ".join(f"{escape(k)} {v}" for k, v in sorted(errors.items())) or "none"),
              f"cost {money(result['cost']['total'])}"]
