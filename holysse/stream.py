@@ -117,7 +117,13 @@ class Stream:
         # thread it could be resumed there at the same moment. The aborted
         # connection ends it in the reading thread instead.
         if generator is not None and reader == threading.get_ident():
-            generator.close()
+            try:
+                generator.close()
+            except ValueError:
+                # It runs in another thread right now: the stream was handed
+                # over (the relay's pump does), or a dead reader's thread id
+                # was reused. The abort above ends it there.
+                pass
 
     def display(self, *, interval: float = 0.1) -> None:
         """Read the stream, rendering the answer live in a Jupyter cell

@@ -78,3 +78,32 @@ def test_64_threads_share_one_client_through_random_faults() -> None:
     assert all(followed[i] == expected[i] for i in range(READERS, 2 * READERS))
     assert faults.total >= THREADS and len(faults.injected) == 5  # the faults really happened, of every kind
     assert sum(s.metrics.total_reconnects for s in streams) >= faults.total  # each fault cost a reconnect
+
+
+def test_close_from_the_first_reader_while_another_thread_reads_does_not_raise() -> None:
+    """A stream handed over to another thread (the relay's pump does that),
+    closed from the thread that started reading it: the read in the other
+    thread ends with StreamClosed, and close() itself raises nothing."""
+    with FakeServer(answer_chars=20_000, token_delay=0.005) as server:
+        client = holysse.Client(api_key="hs_" + "h" * 32, base_url=server.url)
+        stream = client.stream(**body_for(1))
+        events = iter(stream)
+        assert next(events) is not None  # this thread is the stream's reader
+        reading = threading.Event()
+        raised: list[BaseException] = []
+
+        def go_on() -> None:
+            try:
+                for event in events:
+                    if event.text:
+                        reading.set()
+            except BaseException as exc:  # noqa: BLE001 - checked below
+                raised.append(exc)
+
+        thread = threading.Thread(target=go_on)
+        thread.start()
+        assert reading.wait(5)
+        stream.close()  # from the first reader, while the generator runs in the other thread
+        thread.join(5)
+        client.close()
+    assert not thread.is_alive() and len(raised) == 1 and isinstance(raised[0], holysse.StreamClosed)
