@@ -1,7 +1,7 @@
 """The cut sweep for the Anthropic Messages and OpenAI Responses dialects.
 
-Each sweep cuts one long answer (thinking, text, then a tool call) at 500
-offsets: ±3 bytes around event boundaries, inside multibyte characters,
+Each sweep cuts one long answer (thinking, text, then a tool call) at 400
+offsets (500 in the slow variant): ±3 bytes around event boundaries, inside multibyte characters,
 inside HTTP chunk headers, and an even spread. Each offset is cut by one of
 FIN, RST and stall, the kinds taking turns within every class of offset (so
 every kind covers every class); the ``slow`` variant cuts every offset by
@@ -24,6 +24,8 @@ from holysse.testing import FakeServer, Fault
 
 from .sweeping import KINDS, CutPlan, Expected, Outcome, Sweep, failures, offset_classes, rotated
 
+#: Offsets cut in the default run, and in the slow run (by every kind).
+OFFSETS, SLOW_OFFSETS = 400, 500
 PROMPT = "A long answer with a tool call, please."
 ANTHROPIC_TOOLS = [{"name": "lookup", "description": "Look it up.", "input_schema": {"type": "object"}}]
 RESPONSES_TOOLS = [{"type": "function", "name": "lookup", "parameters": {"type": "object"}}]
@@ -88,9 +90,9 @@ def test_sweeps_cover_what_they_promise(servers: dict[bool, tuple[FakeServer, Cu
     for name in SWEEPS:
         setup, expected = setup_for(servers, name)
         payload, ends = setup.payload()
-        classes = offset_classes(payload, ends, 500)
+        classes = offset_classes(payload, ends, OFFSETS)
         jobs = rotated(classes, KINDS)
-        assert len(jobs) >= 500 and len(expected.text) >= 1500 and len(expected.tool_arguments[0]) > 100
+        assert len(jobs) >= OFFSETS and len(expected.text) >= 1500 and len(expected.tool_arguments[0]) > 100
         for cases in classes.values():
             kinds = {kind for at, unit, kind in jobs if (at, unit) in set(cases)}
             assert kinds == set(KINDS)
@@ -101,7 +103,7 @@ def test_sweeps_cover_what_they_promise(servers: dict[bool, tuple[FakeServer, Cu
 def test_dialect_cut_sweep(servers: dict[bool, tuple[FakeServer, CutPlan]], name: str) -> None:
     setup, expected = setup_for(servers, name)
     payload, ends = setup.payload()
-    every, outcomes = setup.run_covering(rotated(offset_classes(payload, ends, 500), KINDS), SWEEPS[name][1])
+    every, outcomes = setup.run_covering(rotated(offset_classes(payload, ends, OFFSETS), KINDS), SWEEPS[name][1])
     assert failures(every, expected) == []
     check_strategies(name, outcomes)
 
@@ -111,7 +113,7 @@ def test_dialect_cut_sweep(servers: dict[bool, tuple[FakeServer, CutPlan]], name
 def test_dialect_cut_sweep_every_kind(servers: dict[bool, tuple[FakeServer, CutPlan]], name: str) -> None:
     setup, expected = setup_for(servers, name)
     payload, ends = setup.payload()
-    cases = sorted({case for cases in offset_classes(payload, ends, 500).values() for case in cases})
+    cases = sorted({case for cases in offset_classes(payload, ends, SLOW_OFFSETS).values() for case in cases})
     every, outcomes = setup.run_covering([(at, unit, kind) for at, unit in cases for kind in KINDS], SWEEPS[name][1])
     assert failures(every, expected) == []
     check_strategies(name, outcomes)
