@@ -9,15 +9,16 @@ answer, iterable once); the reconnect loop behind it lives in
 
 from __future__ import annotations
 
-import json
 import logging
 import os
-import re
 import threading
 from typing import Any, Callable, Mapping, Sequence
 from urllib.parse import parse_qsl, urlsplit
 
 from . import _redact
+from ._arguments import (
+    SECRET_PARAM, check_body, check_headers, check_key, checked_extra_body, checked_query, positive_int,
+)
 from ._http import is_holysheep
 from ._checkpoint import Checkpoint
 from ._loop import StreamLoop
@@ -44,7 +45,6 @@ DEFAULT_BASE_URL = "https://api.holysheep.ai/v1"
 API_KEY_ENV = "HOLYSHEEP_API_KEY"
 BASE_URL_ENV = "HOLYSHEEP_BASE_URL"
 #: An HTTP header name (RFC 9110 token).
-_TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 
 
 class Client:
@@ -131,7 +131,7 @@ class Client:
         self.resume = resume
         self.on_divergence = on_divergence
         self.headers = dict(headers or {})
-        _check_headers(self.headers)
+        check_headers(self.headers)
         self._header_credential = next((name for name in self.headers if _redact.is_credential(name)), None)
         if self._key_source is None and self._header_credential is not None:
             self._key_source = f"headers= ({self._header_credential})"
@@ -140,13 +140,13 @@ class Client:
         self._provider = provider
         self.provider = _profile(provider, self.base_url, self.dialect.name, None)
         self.prices = PriceTable.load(prices)
-        self.max_event_bytes = _limit("max_event_bytes", max_event_bytes)
-        self.max_line_bytes = None if max_line_bytes is None else _limit("max_line_bytes", max_line_bytes)
-        self.max_answer_chars = None if max_answer_chars is None else _limit("max_answer_chars", max_answer_chars)
+        self.max_event_bytes = positive_int("max_event_bytes", max_event_bytes)
+        self.max_line_bytes = None if max_line_bytes is None else positive_int("max_line_bytes", max_line_bytes)
+        self.max_answer_chars = None if max_answer_chars is None else positive_int("max_answer_chars", max_answer_chars)
         self.on_metrics = on_metrics
         self._check_config(allow_insecure_http)
         self._transport: Transport = transport or RequestsTransport(
-            session, pool_maxsize=_limit("max_connections", max_connections))
+            session, pool_maxsize=positive_int("max_connections", max_connections))
         self._closed = False
         self._lock = threading.Lock()
 
@@ -156,14 +156,14 @@ class Client:
             raise UsageError(f"base_url must be an http(s) URL such as {DEFAULT_BASE_URL!r}, not {self.base_url!r}.")
         if parts.username or parts.password:
             raise UsageError("base_url must not carry credentials; pass the key as api_key= or $HOLYSHEEP_API_KEY.")
-        secret = next((name for name, _ in parse_qsl(parts.query) if _SECRET_PARAM.search(name)), None)
+        secret = next((name for name, _ in parse_qsl(parts.query) if SECRET_PARAM.search(name)), None)
         if secret is not None:
             raise UsageError(
                 f"base_url carries a credential in its query ({secret!r}=...), where logs and error messages would "
                 "show it; pass the key as api_key=, or as a header with headers={...}."
             )
         if self._api_key is not None:
-            _check_key(self._api_key, self._key_source or API_KEY_ENV)
+            check_key(self._api_key, self._key_source or API_KEY_ENV)
             _redact.register(self._api_key)
         _redact.register_headers(self.headers)
         if self._key_source is not None:
@@ -278,17 +278,17 @@ class Client:
             body = _checkpoint_body(resume_from, body, dialect)
             dialect = resume_from.dialect
         the_dialect = self.dialect if dialect is None else get_dialect(dialect)
-        _check_body(body)
+        check_body(body)
         headers = dict(extra_headers or {})
-        _check_headers(headers)
+        check_headers(headers)
         _redact.register_headers(headers)
         self._check_key_present(headers)
         endpoint = Endpoint(self.base_url, self._api_key, {**self.headers, **headers})
         request = the_dialect.build_request(endpoint, body)
         if extra_body:
-            request = request.replace(json={**request.json, **_checked_extra_body(extra_body)})
+            request = request.replace(json={**request.json, **checked_extra_body(extra_body)})
         if extra_query:
-            request = request.replace(url=with_query(request.url, **_checked_query(extra_query)))
+            request = request.replace(url=with_query(request.url, **checked_query(extra_query)))
         if resume_from is not None:
             provider = resume_from.profile()
         else:
@@ -417,92 +417,3 @@ def _checkpoint_body(checkpoint: Checkpoint, body: Mapping[str, Any], dialect: s
     if name is not None and name != checkpoint.dialect:
         raise UsageError(f"The checkpoint was taken in the {checkpoint.dialect!r} dialect, not {name!r}.")
     return dict(checkpoint.body)
-
-
-def _limit(name: str, value: object) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise UsageError(f"{name} must be a positive int, not {value!r}.")
-    return value
-
-
-def _check_key(key: str, source: str) -> None:
-    """Refuse a key that cannot be a key: whitespace, control characters
-    (they would break or inject headers), or characters HTTP headers cannot
-    carry (outside Latin-1)."""
-    if any(c.isspace() or not c.isprintable() for c in key):
-        raise UsageError(
-            f"The API key from {source} contains spaces, tabs, line breaks or control characters, which keys never do; "
-            "check how it was copied (quotes, a trailing newline, two words)."
-        )
-    if not key.isascii():
-        raise UsageError(
-            f"The API key from {source} contains non-ASCII characters (a typographic quote or dash copied with it?); "
-            "API keys are ASCII: check how it was copied."
-        )
-
-
-def _check_headers(headers: Mapping[str, str]) -> None:
-    for name, value in headers.items():
-        if not isinstance(name, str) or not _TOKEN.fullmatch(name):
-            raise UsageError(
-                f"Header name {name!r} is not an HTTP token; use letters, digits and -, without spaces or colons."
-            )
-        if not isinstance(value, str) or any(c in value for c in "\r\n\0") or not _latin1(value):
-            raise UsageError(
-                f"Header {name!r} has a non-string value, CR/LF/NUL in it (which could inject headers) or characters "
-                "HTTP cannot carry (beyond Latin-1); pass a one-line str (percent-encode other text)."
-            )
-        if _redact.is_credential(name) and any(c.isspace() and c != " " for c in value.strip()):
-            raise UsageError(f"Header {name!r} is a credential with tabs or control characters in it; check it.")
-
-
-def _latin1(value: str) -> bool:
-    try:
-        value.encode("latin-1")
-    except UnicodeEncodeError:
-        return False
-    return True
-
-
-#: Query parameters that hold a credential (``?key=``, ``?api_key=``, ``?token=``, ``?sig=`` ...).
-_SECRET_PARAM = re.compile(r"key|token|secret|passw|sig|auth", re.IGNORECASE)
-
-
-def _check_body(body: Mapping[str, Any]) -> None:
-    model = body.get("model")
-    if model is not None and (not isinstance(model, str) or any(c in model for c in "\r\n\0")):
-        raise UsageError(f"model must be a one-line string without CR, LF or NUL (such as 'gpt-4.1'), not {model!r}.")
-    if "stream" in body and body["stream"] is not True:
-        raise UsageError("stream= is always true with holysse; remove it from the arguments.")
-    try:
-        json.dumps(body, allow_nan=False, ensure_ascii=False).encode("utf-8")
-    except (TypeError, ValueError) as exc:  # UnicodeEncodeError is a ValueError
-        raise UsageError(
-            f"The request body cannot be sent as JSON ({type(exc).__name__}: {exc}). Pass only str, int, finite "
-            "float, bool, None, list and dict values (a date as date.isoformat(), a set as a list), and text "
-            "without lone surrogates."
-        ) from None
-
-
-def _checked_extra_body(extra: Mapping[str, Any]) -> dict[str, Any]:
-    if not isinstance(extra, Mapping) or not all(isinstance(key, str) for key in extra):
-        raise UsageError(f"extra_body must be a dict with str keys, such as {{'top_k': 5}}, not {extra!r}.")
-    extra = dict(extra)
-    _check_body(extra)
-    return extra
-
-
-def _checked_query(query: Mapping[str, Any]) -> dict[str, str | int | float]:
-    if not isinstance(query, Mapping):
-        raise UsageError(f"extra_query must be a dict such as {{'api-version': '2024-10-21'}}, not {query!r}.")
-    checked: dict[str, str | int | float] = {}
-    for name, value in query.items():
-        if not isinstance(name, str) or isinstance(value, bool) or not isinstance(value, (str, int, float)):
-            raise UsageError(f"extra_query takes str names and str or number values, not {name!r}: {value!r}.")
-        if _SECRET_PARAM.search(name):
-            raise UsageError(
-                f"extra_query carries a credential ({name!r}=...), where logs and error messages would show it; "
-                "pass it as a header with extra_headers={...}."
-            )
-        checked[name] = value
-    return checked
