@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import errno
 import http.client
-import ipaddress
 import json
 import logging
 import socket
@@ -24,7 +23,6 @@ import ssl
 import threading
 import time
 from typing import Any, Iterator, Mapping
-from urllib.parse import urljoin, urlsplit
 
 import requests
 import requests.adapters
@@ -33,8 +31,9 @@ import urllib3.connection
 import urllib3.exceptions
 
 from . import exceptions as exc_
-from ._redact import guard, is_credential
+from ._redact import guard
 from ._types import HTTPRequest, Response, Timeout, Transport
+from ._urls import MAX_REDIRECTS, hostname, is_loopback, redirect_target, url_origin
 from ._version import __version__
 
 __all__ = [
@@ -48,23 +47,6 @@ READ_SIZE = 65536
 _NO_PROXIES: dict[str, Any] = {"http": None, "https": None}
 
 
-def is_loopback(host: str | None) -> bool:
-    """Whether ``host`` names this machine (``localhost``, 127.0.0.0/8, ``::1``)."""
-    if not host:
-        return False
-    if host.lower() == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
-
-
-#: Redirects followed for one request, and which statuses are followed per
-#: method: a POST only when the status keeps the method and the body.
-MAX_REDIRECTS = 5
-_FOLLOWED = {"POST": frozenset({307, 308}), "GET": frozenset({301, 302, 303, 307, 308})}
-_DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
 class RequestsTransport:
@@ -120,9 +102,9 @@ class RequestsTransport:
             _local.head_watch = None
 
     def _open(self, request: HTTPRequest, timeout: Timeout) -> Response:
-        origin = _url_origin(request.url)
+        origin = url_origin(request.url)
         for _ in range(MAX_REDIRECTS + 1):
-            response = self._send(request, timeout, cookies=_url_origin(request.url) == origin)
+            response = self._send(request, timeout, cookies=url_origin(request.url) == origin)
             target = redirect_target(request, response.status_code, response.headers)
             if target is None:
                 return response
@@ -142,7 +124,7 @@ class RequestsTransport:
             headers.setdefault("Content-Type", "application/json")
         # A loopback server is never reached through a proxy from the
         # environment (HTTP_PROXY without NO_PROXY would catch 127.0.0.1 too).
-        proxies = _NO_PROXIES if self._owns_session and is_loopback(_hostname(request.url)) else {}
+        proxies = _NO_PROXIES if self._owns_session and is_loopback(hostname(request.url)) else {}
         session = self._session
         try:
             # Session.request's steps, with a chance to leave the jar's cookies out.
@@ -222,57 +204,6 @@ class _WatchedHTTPSPool(urllib3.HTTPSConnectionPool):
 
 
 _WATCHED_POOLS: dict[str, type[urllib3.HTTPConnectionPool]] = {"http": _WatchedHTTPPool, "https": _WatchedHTTPSPool}
-
-
-def _hostname(url: str) -> str | None:
-    try:
-        return urlsplit(url).hostname
-    except ValueError:
-        return None  # requests reports the malformed URL
-
-
-def redirect_target(request: HTTPRequest, status: int, headers: Mapping[str, str]) -> HTTPRequest | None:
-    """The request to send after a redirect, or ``None`` when ``status`` is
-    not one to follow (the caller then reports it as an error status).
-
-    A POST follows only 307 and 308, which keep the method and the body
-    (301/302/303 would turn a streaming POST into a GET); a GET follows every
-    redirect. A redirect to another origin (scheme, host or port) drops the
-    credentials (``Authorization``, ``x-api-key``, ``api-key``, cookies):
-    the key is only ever sent where the caller pointed ``base_url``.
-
-    :raises ProtocolError: the target is not http(s), carries credentials, or
-        downgrades ``https://`` to ``http://``.
-    """
-    if status not in _FOLLOWED.get(request.method.upper(), _FOLLOWED["POST"]):
-        return None
-    location = next((value for name, value in headers.items() if name.lower() == "location"), None)
-    if not location:
-        return None
-    url = urljoin(request.url, location.strip())
-    old, new = urlsplit(request.url), urlsplit(url)
-    if new.scheme not in _DEFAULT_PORTS or not new.hostname or new.username or new.password:
-        raise exc_.ProtocolError(f"{request.url} redirected to an unusable address ({status}); not following it.")
-    if old.scheme == "https" and new.scheme == "http":
-        raise exc_.ProtocolError(
-            f"{request.url} redirected to plain http:// ({new.hostname}); not following a downgrade from https. "
-            "Set base_url to the final address if that is really intended."
-        )
-    kept = dict(request.headers)
-    if _origin(old) != _origin(new):
-        kept = {name: value for name, value in kept.items() if not is_credential(name)}
-    return HTTPRequest(request.method, url, kept, request.json)
-
-
-def _origin(parts: Any) -> tuple[str, str, int]:
-    return parts.scheme, (parts.hostname or "").lower(), parts.port or _DEFAULT_PORTS.get(parts.scheme, 0)
-
-
-def _url_origin(url: str) -> tuple[str, str, int] | None:
-    try:
-        return _origin(urlsplit(url))
-    except ValueError:
-        return None  # requests reports the malformed URL
 
 
 def _scrubbed(exc: requests.RequestException) -> requests.RequestException:
