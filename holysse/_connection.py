@@ -86,6 +86,8 @@ class Connection:
         self._now = now
         self._progressed = False
         self._plain = False  # decided by the first event (see the end of step)
+        #: An SSE id delivered before came again (on a connection that is no cursor resume).
+        self.reused_ids = False
 
     def feed(self, chunk: bytes, now: float) -> list[Any]:
         """Bytes arrived at ``now``: their SSE events, for :meth:`step` one by
@@ -122,8 +124,10 @@ class Connection:
                 core.move_cursor(parser.cursor)
             return
         delivered = core.delivered
-        if sse.id and delivered.ids.seen(sse.id) and self._cursor:
-            raise ResumeMismatch(f"cursor resume sent again event {sse.id[:80]!r}, which was already delivered")
+        if sse.id and delivered.ids.seen(sse.id):
+            if self._cursor:
+                raise ResumeMismatch(f"cursor resume sent again event {sse.id[:80]!r}, which was already delivered")
+            self.reused_ids = True
         for event in events:
             kind = type(event)
             if kind is TextDelta or kind is ThinkingDelta or self._progress(event):

@@ -254,6 +254,9 @@ class ResumeCore:
             if isinstance(exc, ResumeRefused) or self.strategy in ("cursor", "prefill"):
                 # a server caught ignoring its cursor or prefill once is not trusted with it again
                 self.refused.add(self.strategy)
+            if self._conn is not None and self._conn.reused_ids:
+                # ids delivered before named another answer: they no longer name one position
+                self.refused.add("cursor")
             fallback = self.choose_strategy(after=self.strategy)
             reason = f"{exc}; falling back to {fallback}"
             logger.info("%s", reason)

@@ -162,7 +162,7 @@ class ModelServer:
         if conn.act in ("restart", "different"):
             answer = min(conn.answer, len(sc.answers) - 1) if conn.act == "different" else self.current
             model = self.first.get(answer) or self.first.get(0) or fresh
-            if self._detectable(conn, request, kind, sc.text(answer), model):
+            if self._detectable(conn, request, kind, answer, model):
                 self.current = answer
                 flags = Flags(role=conn.role, cid=model.cid if conn.same_cid else fresh.cid,
                               prefix=model.prefix if conn.same_prefix else fresh.prefix,
@@ -178,12 +178,13 @@ class ModelServer:
             return self._prefill(conn, request, fresh)
         return self.current, fresh, list(sc.answers[self.current]), 0, sc.text(self.current)
 
-    def _detectable(self, conn: Conn, request: HTTPRequest, kind: str, text: str, model: Flags) -> bool:
+    def _detectable(self, conn: Conn, request: HTTPRequest, kind: str, answer: int, model: Flags) -> bool:
         """Whether a client can tell this restart from an honest answer (the
         rows of the README's decision table); when it cannot, the model's
         server answers honestly instead."""
         if kind == "plain":
             return True  # a replay is checked against what was delivered
+        text = self.scenario.text(answer)
         delivered = self._delivered(request, kind)
         shared = len(_common_prefix(text, delivered))
         repeats_start = shared >= min(len(delivered), SIMILAR_START)
@@ -193,8 +194,17 @@ class ModelServer:
             return True
         if self.scenario.dialect == RESPONSES:
             return False  # re-sent sequence numbers look like a resend of the same events
-        colliding = conn.same_prefix and model.ids != "none"
+        colliding = conn.same_prefix and model.ids != "none" and self._first_id_seen(answer, model)
         return repeats_start or colliding or (self.scenario.dialect == CHAT and not conn.same_cid)
+
+    def _first_id_seen(self, answer: int, model: Flags) -> bool:
+        """Reused SSE ids tell another answer apart only when the first one
+        sent (no start event) is an id the client already has: ids it has not
+        seen yet look like an honest continuation (the README's table)."""
+        rendered = render(self.scenario.dialect, list(self.scenario.answers[answer]),
+                          dataclasses.replace(model, role=False))
+        first = next((ident for ident in rendered.ids[rendered.first:] if ident is not None), None)
+        return first is not None and first in self.sent
 
     def _delivered(self, request: HTTPRequest, kind: str) -> str:
         """At least what the client delivered before sending ``request``."""
