@@ -254,8 +254,7 @@ class ResumeCore:
             if isinstance(exc, ResumeRefused) or self.strategy in ("cursor", "prefill"):
                 # a server caught ignoring its cursor or prefill once is not trusted with it again
                 self.refused.add(self.strategy)
-            if self._conn is not None and self._conn.reused_ids:
-                # ids delivered before named another answer: they no longer name one position
+            if self._conn is not None and self._conn.reused_ids:  # its ids named another answer too
                 self.refused.add("cursor")
             fallback = self.choose_strategy(after=self.strategy)
             reason = f"{exc}; falling back to {fallback}"
