@@ -51,15 +51,7 @@ from .accumulator import Accumulator
 from .dialects.base import Dialect, Parser
 from .dialects.profiles import ProviderProfile
 from .events import (
-    Event,
-    Finished,
-    Reconnecting,
-    Reset,
-    Resumed,
-    TextDelta,
-    ThinkingDelta,
-    ToolCallDelta,
-    Usage,
+    Event, Finished, Reconnecting, Reset, Resumed, TextDelta, ThinkingDelta, ToolCallDelta, Usage,
 )
 from .exceptions import HolySSEError, HTTPStatusError, StreamClosed, StreamInterrupted
 from .metadata import ResponseInfo
