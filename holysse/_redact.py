@@ -29,7 +29,7 @@ import logging
 import re
 import threading
 from collections import OrderedDict
-from typing import Any, Iterable, Mapping
+from typing import Any, Mapping
 
 __all__ = ["REDACTED", "register", "register_headers", "redact", "redact_value", "is_credential", "guard"]
 

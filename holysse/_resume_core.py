@@ -34,7 +34,6 @@ from typing import Any, Mapping, NamedTuple
 from ._connection import Connection
 from ._delivered import Delivered, Position
 from ._http import body_error
-from ._limits import ConnectionWatch
 from ._resume import (
     STRATEGIES,
     PrefillGuard,
@@ -56,7 +55,6 @@ from .events import (
 from .exceptions import HolySSEError, HTTPStatusError, StreamClosed, StreamInterrupted
 from .metadata import ResponseInfo
 from .metrics import StreamMetrics
-from .wire import SSEDecoder
 
 __all__ = ["ResumeCore", "Reconnect", "ResumeRefused"]
 
