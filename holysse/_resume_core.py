@@ -388,6 +388,10 @@ class ResumeCore:
         knows the blocks and tool calls that later events refer to)."""
         resumed = getattr(self.parser, "resumed", None)
         parser: Parser = resumed() if self.strategy == "cursor" and resumed is not None else self.dialect.parser()
+        if self.strategy == "cursor":
+            # the cursor the request was built from: the last connection's parser may have read ids of
+            # events never delivered (held back, then cut), which point past the delivered text
+            parser.cursor = self.delivered.cursor
         self.parser = parser
         return parser
 
