@@ -4,8 +4,8 @@
 U+FFFD for invalid bytes, one leading BOM stripped, lines ending at CRLF, LF or
 CR in any mix (also across feeds), sticky ``id``, ``retry`` only as ASCII
 digits, blocks without data still updating the last event ID, and an
-unterminated block at EOF discarded. :func:`encode_event` serialises one
-event so that no text can inject fields.
+unterminated block at EOF discarded. :func:`encode_event` (from
+:mod:`holysse.sse_encode`) serialises one event so that no text can inject fields.
 
 Framing (BOM, line ends, blank lines, size limits) is done on bytes by
 :class:`~holysse._blocks.BlockFramer`. The field parsing of the complete
@@ -32,6 +32,7 @@ import sseclient
 from ._redact import guard
 from ._blocks import BlockFramer
 from .exceptions import ProtocolError, UsageError
+from .sse_encode import encode_event
 
 __all__ = ["ServerSentEvent", "SSEDecoder", "encode_event"]
 
@@ -285,41 +286,6 @@ class SSEDecoder:
             return _PREFIX, merged
         merged.data = "\n".join(datas)
         return block, merged
-
-
-def encode_event(
-    data: str, *, event: str | None = None, id: str | None = None, retry: int | None = None
-) -> bytes:
-    """Serialise one event, safely.
-
-    ``data`` is split on CRLF, LF and CR into several ``data:`` lines, so no
-    text can inject a field or end the event early (a decoder gives back
-    ``data`` with its line ends as LF).
-
-    :param data: the event's data (``""`` is dispatched as an empty message).
-    :param event: the event type, or ``None`` for the default ``message``.
-    :param id: the event id, or ``None`` to send no ``id:`` line.
-    :param retry: a reconnection time in ms (a non-negative int), or ``None``.
-    :returns: the UTF-8 bytes of the event, blank line included.
-    :raises UsageError: if ``event`` or ``id`` contains CR or LF, ``id`` a NUL,
-        or ``retry`` is not a non-negative int.
-    """
-    lines = []
-    if event is not None:
-        if "\r" in event or "\n" in event:
-            raise UsageError(f"SSE event type must not contain CR or LF: {event!r}")
-        lines.append("event: " + event)
-    if id is not None:
-        if "\r" in id or "\n" in id or "\x00" in id:
-            raise UsageError(f"SSE id must not contain CR, LF or NUL: {id!r}")
-        lines.append("id: " + id)
-    if retry is not None:
-        if isinstance(retry, bool) or not isinstance(retry, int) or retry < 0:
-            raise UsageError(f"SSE retry must be a non-negative int (milliseconds): {retry!r}")
-        lines.append(f"retry: {retry}")
-    for line in data.replace("\r\n", "\n").replace("\r", "\n").split("\n"):
-        lines.append("data: " + line)
-    return ("\n".join(lines) + "\n\n").encode("utf-8")
 
 
 # -- sseclient glue and WHATWG helpers -----------------------------------------------
