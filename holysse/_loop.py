@@ -184,7 +184,7 @@ class StreamLoop:
 
     def _open(self, request: HTTPRequest) -> Response:
         now, transport = self._clock(), self._transport
-        timeout, remaining = self.core.open_timeout(now), self.core.remaining(now)
+        timeout, remaining = self.core.open_timeout(now)
         if remaining is not None and getattr(transport, "bounds_head", False):
             response: Response = transport.open(request, timeout, head_deadline=remaining)  # type: ignore[call-arg]
         else:

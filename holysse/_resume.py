@@ -24,33 +24,19 @@ from typing import Mapping
 
 from ._delivered import Position
 from .events import Event, Finished, Reset, TextDelta, ThinkingDelta, ToolCallDelta
-from .exceptions import StreamDiverged, UsageError
+from .exceptions import StreamDiverged
 
 __all__ = [
-    "STRATEGIES", "Expectation", "PrefillGuard", "ResendFilter", "ResendTally", "ResumeMismatch",
-    "check_strategy", "expected_again",
+    "Expectation", "PrefillGuard", "ResendFilter", "ResendTally", "ResumeMismatch", "ResumeRefused", "expected_again",
 ]
-
-#: Strategies in the order ``auto`` prefers them.
-STRATEGIES = ("cursor", "prefill", "replay")
-_NAMES = ("auto", "none", *STRATEGIES)
-_DIVERGENCE = ("reset", "raise")
-
-
-def check_strategy(resume: str, on_divergence: str) -> None:
-    """Validate ``resume`` and ``on_divergence`` arguments.
-
-    :raises UsageError: with the accepted values.
-    """
-    if resume not in _NAMES:
-        raise UsageError(f"resume={resume!r} is not a strategy; use one of {', '.join(map(repr, _NAMES))}.")
-    if on_divergence not in _DIVERGENCE:
-        raise UsageError(f"on_divergence={on_divergence!r} is not supported; use 'reset' or 'raise'.")
-
 
 class ResumeMismatch(Exception):
     """Internal: a cursor or prefill connection did not re-send what it should;
     the stream falls back to replay."""
+
+
+class ResumeRefused(ResumeMismatch):
+    """The server refused a cursor or prefill resume request."""
 
 
 class PrefillGuard:

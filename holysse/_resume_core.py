@@ -27,7 +27,6 @@ Signals that a resumed connection is not the continuation it should be
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 from typing import Any, Mapping, NamedTuple
 
@@ -35,14 +34,15 @@ from ._connection import Connection
 from ._delivered import Delivered, Position
 from ._http import body_error
 from ._resume import (
-    STRATEGIES,
     PrefillGuard,
     ResendFilter,
     ResendTally,
     ResumeMismatch,
+    ResumeRefused,
     expected_again,
 )
 from ._settings import StreamSettings
+from ._strategy import choose_strategy
 from ._redact import guard
 from ._status import refuses_resume
 from ._types import HTTPRequest, Timeout
@@ -59,10 +59,6 @@ from .metrics import StreamMetrics
 __all__ = ["ResumeCore", "Reconnect", "ResumeRefused"]
 
 logger = guard(logging.getLogger(__name__))
-
-
-class ResumeRefused(ResumeMismatch):
-    """The server refused a cursor or prefill resume request."""
 
 
 class Reconnect(NamedTuple):
@@ -129,18 +125,11 @@ class ResumeCore:
         """The stream starts reading (``now``: the shell's monotonic clock)."""
         self.metrics.started = now
 
-    def open_timeout(self, now: float) -> Timeout:
-        """The timeouts for the next connection: the read timeout never runs
-        past the stream's deadline."""
-        timeout = self.settings.timeout
-        remaining = self.settings.retry.remaining(now - self.metrics.started)
-        if remaining is not None and timeout.read is not None:
-            timeout = dataclasses.replace(timeout, read=max(0.001, min(timeout.read, remaining)))
-        return timeout
-
-    def remaining(self, now: float) -> float | None:
-        """Seconds left before the stream's deadline (``None``: no deadline)."""
-        return self.settings.retry.remaining(now - self.metrics.started)
+    def open_timeout(self, now: float) -> tuple[Timeout, float | None]:
+        """The timeouts for the next connection (the read timeout never runs
+        past the stream's deadline), and the seconds left before that deadline
+        (``None``: no deadline)."""
+        return self.settings.timeouts_at(now - self.metrics.started)
 
     def connected(self, status: int, headers: Mapping[str, str], url: str, now: float) -> list[Event]:
         """The response (``status``, ``headers``, for ``url``) is a stream or
@@ -195,7 +184,7 @@ class ResumeCore:
             self.metrics.ttfb = now - self.metrics.started
         flt = self._flt
         if self.strategy == "cursor":
-            flt = self._restarted()
+            flt = self.restarted()
         elif self.strategy == "prefill":
             guard = PrefillGuard(self.acc.text)
             events = guard.feed(events) + guard.end()
@@ -204,7 +193,7 @@ class ResumeCore:
                                      "start of the answer")
         if flt is not None:
             events = [out for event in events for out in flt.feed(event)] + flt.end()
-            self._count_waste()
+            self.count_waste()
         out: list[Event] = []
         for event in events:
             self.deliver(event, now)
@@ -319,19 +308,8 @@ class ResumeCore:
 
     def choose_strategy(self, after: str | None = None) -> str:
         """The strategy for the next connection; ``after``: one that just
-        failed, so only those after it (in :data:`STRATEGIES` order) qualify."""
-        delivered = self.delivered
-        if not delivered.content_events and (delivered.cursor is None or not self.dialect.resumes_before_content):
-            return "retry"
-        state = delivered.state()
-        wanted: tuple[str, ...] = STRATEGIES if self.resume in ("auto", "none") else (self.resume, *STRATEGIES)
-        if after in STRATEGIES:
-            wanted = STRATEGIES[STRATEGIES.index(after) + 1:]
-        for name in wanted:
-            allowed = self.resume not in ("auto", "none") or name in self.provider.strategies or name == "replay"
-            if allowed and name not in self.refused and self.dialect.supports(name, state, self.provider):
-                return name
-        return "replay"
+        failed, so only those after it qualify (:func:`~holysse._strategy.choose_strategy`)."""
+        return choose_strategy(self.delivered, self.dialect, self.provider, self.resume, self.refused, after)
 
     def _resume_with(self, strategy: str) -> None:
         self.metrics.reconnects[strategy] = self.metrics.reconnects.get(strategy, 0) + 1
@@ -359,16 +337,13 @@ class ResumeCore:
     def _set_filter(self, flt: ResendFilter | None, base: Position) -> None:
         self._flt, self._flt_base = flt, base
         self._resent.follow(flt)
-        self._count_waste()
+        self.count_waste()
 
     def count_waste(self) -> None:
         """Update the waste figures from the filters."""
-        self._count_waste()
-
-    def _count_waste(self) -> None:
         self.metrics.resent_chars, self.metrics.wasted_output_tokens = self._resent.totals
 
-    def _restarted(self) -> ResendFilter:
+    def restarted(self) -> ResendFilter:
         """The server ignored the cursor and started the answer over: check
         and drop all of it, as for a replay."""
         logger.info("The server ignored the %s resume and started over; treating it as a replay", self.strategy)
@@ -438,9 +413,3 @@ class ResumeCore:
     def flt(self) -> ResendFilter | None:
         """The filter of the current connection."""
         return self._flt
-
-    def restarted(self) -> ResendFilter:
-        """The current connection started the answer over."""
-        return self._restarted()
-
-

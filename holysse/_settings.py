@@ -7,6 +7,7 @@ client attribute (``client.retry = ...``) never changes a running stream.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -49,3 +50,12 @@ class StreamSettings:
     prices: PriceTable = field(default_factory=PriceTable, compare=False)
     key_source: str | None = None
     client_closed: Callable[[], bool] = field(default=_never_closed, compare=False, repr=False)
+
+    def timeouts_at(self, elapsed: float) -> tuple[Timeout, float | None]:
+        """For a connection opened ``elapsed`` seconds into the stream: its
+        timeouts (the read timeout never runs past :attr:`retry`'s deadline)
+        and the seconds left before that deadline (``None``: no deadline)."""
+        timeout, remaining = self.timeout, self.retry.remaining(elapsed)
+        if remaining is not None and timeout.read is not None:
+            timeout = dataclasses.replace(timeout, read=max(0.001, min(timeout.read, remaining)))
+        return timeout, remaining

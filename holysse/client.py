@@ -22,7 +22,7 @@ from ._arguments import (
 from ._http import is_holysheep
 from ._checkpoint import Checkpoint
 from ._loop import StreamLoop
-from ._resume import check_strategy
+from ._strategy import check_strategy
 from ._settings import StreamSettings
 from ._types import HTTPRequest, Timeout, Transport
 from .accumulator import Accumulator

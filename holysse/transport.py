@@ -1,4 +1,5 @@
-"""HTTP transport: the only module that imports requests and urllib3.
+"""HTTP transport: with :mod:`holysse._transport_errors`, the only module
+that imports requests and urllib3.
 
 It opens a streaming request (following 307/308 redirects without sending
 credentials to another origin: :func:`redirect_target`), hands out the body
@@ -6,7 +7,8 @@ as it arrives (``response.raw.read1(65536, decode_content=True)``: immediate
 delivery on chunked and close-delimited bodies, gzip decoded at most 64 KiB
 per read with urllib3 >= 2.6, so a decompression bomb stays bounded), and
 translates every requests/urllib3 error into the holysse tree with
-``raise ... from exc``, both while opening and while iterating.
+``raise ... from exc``, both while opening and while iterating (the words
+are chosen in :mod:`holysse._transport_errors`).
 
 The seam is the :class:`Transport` protocol: tests and users may plug in their
 own, the client never touches requests directly.
@@ -14,12 +16,9 @@ own, the client never touches requests directly.
 
 from __future__ import annotations
 
-import errno
-import http.client
 import json
 import logging
 import socket
-import ssl
 import threading
 import time
 from typing import Any, Iterator, Mapping
@@ -32,6 +31,7 @@ import urllib3.exceptions
 
 from . import exceptions as exc_
 from ._redact import guard
+from ._transport_errors import reason, scrubbed, translate_open_error
 from ._types import HTTPRequest, Response, Timeout, Transport
 from ._urls import MAX_REDIRECTS, hostname, is_loopback, redirect_target, url_origin
 from ._version import __version__
@@ -137,7 +137,7 @@ class RequestsTransport:
             response = session.send(prepared, timeout=(timeout.connect, timeout.read), allow_redirects=False,
                                     **settings)
         except requests.RequestException as exc:
-            raise _translate_open_error(exc, request.url) from _scrubbed(exc)
+            raise translate_open_error(exc, request.url) from scrubbed(exc)
         return _RequestsResponse(response, request.url)
 
     def close(self) -> None:
@@ -206,128 +206,6 @@ class _WatchedHTTPSPool(urllib3.HTTPSConnectionPool):
 _WATCHED_POOLS: dict[str, type[urllib3.HTTPConnectionPool]] = {"http": _WatchedHTTPPool, "https": _WatchedHTTPSPool}
 
 
-def _scrubbed(exc: requests.RequestException) -> requests.RequestException:
-    """Drop the request object (it holds the credentials) from a requests error."""
-    exc.request = None
-    exc.response = None
-    return exc
-
-
-def _translate_open_error(exc: requests.RequestException, url: str) -> exc_.HolySSEError:
-    reason = _reason(exc)
-    if _bad_response_head(exc):
-        return exc_.ProtocolError(
-            f"{url} sent a response head holysse refuses ({reason}): a line over 64 KiB or more than 100 "
-            "headers. Check base_url and any proxy in between."
-        )
-    if isinstance(exc, requests.exceptions.ConnectTimeout):
-        return exc_.ConnectError(f"Timed out connecting to {url}; check the network or raise Timeout.connect.")
-    if isinstance(exc, requests.exceptions.ReadTimeout):
-        return exc_.ReadTimeout(f"{url} accepted the request but sent no response headers in time ({reason}).")
-    if isinstance(exc, requests.exceptions.SSLError):
-        if isinstance(_innermost(exc), ssl.SSLCertVerificationError):
-            return exc_.ConnectError(
-                f"The certificate of {url} is not trusted ({reason}). If a proxy on your network re-signs TLS, "
-                "set REQUESTS_CA_BUNDLE to its CA bundle, or pass Client(session=...) with session.verify set "
-                "to that bundle. A retry cannot cure this.",
-                retryable=False,
-            )
-        return exc_.ConnectError(f"TLS handshake with {url} failed ({reason}); check certificates or proxy settings.")
-    if isinstance(exc, requests.exceptions.ProxyError):
-        return exc_.ConnectError(f"The proxy refused or failed the connection to {url} ({reason}).")
-    if isinstance(exc, requests.exceptions.ConnectionError):
-        if any(isinstance(inner, urllib3.exceptions.ProtocolError) for inner in _chain(exc)):
-            return exc_.StreamInterrupted(
-                f"{url} accepted the connection but it broke before the response headers arrived ({reason})."
-            )
-        if _unreachable(exc):
-            return exc_.ConnectError(f"Could not connect to {url} ({reason}); is the server up and the URL right?",
-                                     unreachable=True)
-        return exc_.ConnectError(f"Could not connect to {url} ({reason}); is the server up and the URL right?")
-    if isinstance(exc, (requests.exceptions.InvalidURL, requests.exceptions.MissingSchema,
-                        requests.exceptions.InvalidSchema, requests.exceptions.InvalidHeader)):
-        return exc_.UsageError(f"Invalid request to {url}: {reason}")
-    return exc_.TransportError(f"Request to {url} failed: {reason}")
-
-
-def _reason(exc: BaseException) -> str:
-    """The innermost cause of a requests/urllib3 error, in a few words."""
-    for inner in _chain(exc):
-        if isinstance(inner, tuple(kind for kind, _ in _PLAIN_CAUSES)):
-            return _describe(inner)
-    return _describe(_innermost(exc))
-
-
-_PLAIN_CAUSES: tuple[tuple[type[BaseException], str], ...] = (
-    (ConnectionResetError, "connection reset by the peer"),
-    (ConnectionRefusedError, "connection refused"),
-    (BrokenPipeError, "the peer closed the connection"),
-    (socket.gaierror, "the host name could not be resolved"),
-)
-
-
-def _describe(cause: BaseException) -> str:
-    for kind, words in _PLAIN_CAUSES:
-        if isinstance(cause, kind):
-            return f"{words} ({type(cause).__name__})"
-    name = type(cause).__name__
-    if name == "IncompleteRead":
-        return "the connection closed in the middle of the body (IncompleteRead)"
-    text = str(cause)
-    return f"{name}: {text}" if text else name
-
-
-def _chain(exc: BaseException) -> Iterator[BaseException]:
-    """``exc`` and every error it wraps (arguments, ``reason``, causes)."""
-    seen: set[int] = set()
-    todo = [exc]
-    while todo and len(seen) < 32:
-        inner = todo.pop()
-        if id(inner) in seen:
-            continue
-        seen.add(id(inner))
-        yield inner
-        todo.extend(arg for arg in inner.args if isinstance(arg, BaseException))
-        reason = getattr(inner, "reason", None)
-        if isinstance(reason, BaseException):
-            todo.append(reason)
-        todo.extend(e for e in (inner.__cause__, inner.__context__) if e is not None)
-
-
-_NO_ROUTE = frozenset({errno.ENETUNREACH, errno.EHOSTUNREACH, errno.EADDRNOTAVAIL})
-
-
-def _unreachable(exc: BaseException) -> bool:
-    """Whether nothing answered: refused, a name that does not resolve, no route."""
-    for inner in _chain(exc):
-        if isinstance(inner, (ConnectionRefusedError, socket.gaierror, urllib3.exceptions.NameResolutionError)):
-            return True
-        if isinstance(inner, OSError) and inner.errno in _NO_ROUTE:
-            return True
-    return False
-
-
-def _innermost(exc: BaseException) -> BaseException:
-    """The error wrapped deepest in requests/urllib3 errors (which keep it as
-    their last argument, or as ``MaxRetryError.reason``)."""
-    inner: BaseException = exc
-    for _ in range(8):
-        if inner.args and isinstance(inner.args[-1], BaseException):
-            inner = inner.args[-1]
-        elif isinstance(inner, urllib3.exceptions.MaxRetryError) and inner.reason is not None:
-            inner = inner.reason
-        else:
-            break
-    return inner
-
-
-def _bad_response_head(exc: BaseException) -> bool:
-    """Whether http.client refused the response head for its size: a line
-    over 64 KiB (``LineTooLong``) or more than 100 header lines."""
-    inner = _innermost(exc)
-    return isinstance(inner, http.client.LineTooLong) or type(inner) is http.client.HTTPException
-
-
 class _RequestsResponse:
     """A streaming :class:`requests.Response`, read through ``raw.read1``."""
 
@@ -351,7 +229,7 @@ class _RequestsResponse:
             except (urllib3.exceptions.HTTPError, OSError, ValueError) as exc:
                 if self._aborted or self._closed:
                     return
-                raise exc_.StreamInterrupted(f"The connection to {self._url} broke: {_reason(exc)}") from exc
+                raise exc_.StreamInterrupted(f"The connection to {self._url} broke: {reason(exc)}") from exc
             if not chunk:
                 return
             yield chunk
