@@ -41,6 +41,9 @@ def encode_event(
         if isinstance(retry, bool) or not isinstance(retry, int) or retry < 0:
             raise UsageError(f"SSE retry must be a non-negative int (milliseconds): {retry!r}")
         lines.append(f"retry: {retry}")
-    for line in data.replace("\r\n", "\n").replace("\r", "\n").split("\n"):
-        lines.append("data: " + line)
+    if "\n" in data or "\r" in data:
+        for line in data.replace("\r\n", "\n").replace("\r", "\n").split("\n"):
+            lines.append("data: " + line)
+    else:  # one line (a relayed JSON text, nearly always): no splitting
+        lines.append("data: " + data)
     return ("\n".join(lines) + "\n\n").encode("utf-8")

@@ -28,7 +28,7 @@ class _Stream:
     condition that wakes the readers waiting on it."""
 
     __slots__ = ("owner", "created", "entries", "size", "ended", "gone", "cancelled", "listener_seen",
-                 "producer_seen", "active", "changed", "waiting", "request", "state", "holder", "lease_until")
+                 "producer_seen", "active", "lock", "changed", "waiting", "request", "state", "holder", "lease_until")
 
     def __init__(self, owner: str | None, now: float, request: str | None) -> None:
         self.owner = owner
@@ -41,7 +41,8 @@ class _Stream:
         self.listener_seen = now
         self.producer_seen = now
         self.active = now  # last append or heartbeat: the TTL counts from here
-        self.changed = threading.Condition(threading.Lock())
+        self.lock = threading.Lock()  # taken directly on the hot paths (no Python-level Condition.__enter__)
+        self.changed = threading.Condition(self.lock)
         self.waiting = 0  # readers blocked on ``changed``: no notify when there are none
         self.request = request
         self.state: str | None = None
@@ -130,8 +131,11 @@ class MemoryStore:
             with self._lock:
                 self._evict_locked(lambda: self._bytes + size <= self.max_bytes, "max_bytes", now, keep=stream_id)
                 self._bytes += size
-        with stream.changed:
-            refusal = self._refusal(stream_id, stream, holder, now)
+        with stream.lock:
+            if stream.gone or stream.ended or (holder is not None and stream.holder != holder):
+                refusal = self._refusal(stream_id, stream, holder, now)
+            else:
+                refusal = None
             if refusal is None:
                 stream.entries.append((event, data))
                 stream.size += size
@@ -206,7 +210,7 @@ class MemoryStore:
     def read(self, stream_id: str, after: str, timeout: float) -> list[Entry]:
         stream = self._live(stream_id, self._clock())
         start = _position(after)
-        with stream.changed:
+        with stream.lock:
             if start > len(stream.entries):
                 raise bad_cursor(after)
             if len(stream.entries) == start and not stream.ended and not stream.gone and timeout > 0:

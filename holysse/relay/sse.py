@@ -32,7 +32,7 @@ import json
 import logging
 import time
 from contextlib import closing
-from typing import Any, Callable, Iterable, Iterator, Protocol
+from typing import Any, Callable, Generator, Iterable, Iterator, Protocol
 
 from ..exceptions import StoreUnavailable, StreamNotFound
 from ..wire import encode_event
@@ -117,68 +117,72 @@ class EventStream:
         if pump is not None and not pump.want():
             pump = None
         try:
-            yield from self._follow(pump)
+            if (yield from self._follow(pump)) and pump is not None and not (yield from self._catch_up()):
+                # Drive the pump from here: each event is one resumption of this generator (no generator
+                # of this class in between), written to the store and framed in this thread.
+                with closing(pump.drive()) as written:
+                    for entry in written:
+                        self._after = entry.id
+                        yield encode_event(entry.data, event=entry.event, id=entry.id)
+                        if entry.event in TERMINAL_EVENTS:
+                            return
         finally:
             if pump is not None:
                 pump.give_back()  # no-op once it drove the pump to the end
 
-    def _follow(self, pump: Pump | None) -> Iterator[bytes]:
+    def _follow(self, pump: Pump | None) -> Generator[bytes, None, bool]:
+        """Follow the store: ``True`` once this connection has taken ``pump``
+        over (then it drives it), ``False`` when it ends."""
         relay, store, stream_id = self._relay, self._relay.store, self.stream_id
         clock = time.monotonic
         last_write = last_beat = clock()
         wait = min(relay.poll, relay.keepalive)
         if not self._beat():
-            return
+            return False
         while not relay.closing:
             entries = []
             if pump is not None:  # the pump parks after its next event; then this thread drives it
                 if pump.wait_parked(wait) and pump.take():
-                    yield from self._drive(pump)
-                    return
+                    return True
                 if pump.done.is_set():
                     pump = None
             else:
                 try:
                     entries = store.read(stream_id, self._after, wait)
                 except StreamNotFound:
-                    return
+                    return False
                 except StoreUnavailable as exc:
                     logger.warning("Stream %s: the store failed; ending this connection: %s", stream_id[:8], exc)
-                    return
+                    return False
             now = clock()
             if entries:
                 body, ended = self._frame(entries)
                 yield body
                 if ended:
-                    return
+                    return False
                 last_write = now
             if now - last_beat >= relay.poll:
                 last_beat = now
                 alive = self._beat()
                 if alive is None:
                     yield _failed("producer_lost", "The server producing this answer stopped; start it again.")
-                    return
+                    return False
                 if not alive:
-                    return
+                    return False
             if now - last_write >= relay.keepalive:
                 yield _KEEPALIVE
                 last_write = now
+        return False
 
-    def _drive(self, pump: Pump) -> Iterator[bytes]:
+    def _catch_up(self) -> Generator[bytes, None, bool]:
         """Send what the store has after this connection's position (the
-        parked pump wrote it), then drive the pump here."""
-        store = self._relay.store
-        while entries := store.read(self.stream_id, self._after, 0):
+        parked pump wrote it); whether the stream ended there."""
+        while entries := self._relay.store.read(self.stream_id, self._after, 0):
             body, ended = self._frame(entries)
             yield body
             if ended:
-                return
-        with closing(pump.drive()) as written:
-            for entry in written:
-                body, ended = self._frame([entry])
-                yield body
-                if ended:
-                    return
+                return True
+        return False
 
     def _frame(self, entries: list[Entry]) -> tuple[bytes, bool]:
         """SSE bytes for ``entries`` up to a terminal one; whether there was one."""

@@ -9,6 +9,7 @@ entry back into the same typed event, for Python readers
 from __future__ import annotations
 
 import json
+from json.encoder import encode_basestring as _json_string  # the C escaper relay_json uses
 from typing import Any
 
 from .. import Event, Finished, Reconnecting, Reset, Resumed, TextDelta, ThinkingDelta, ToolCallDelta, Usage
@@ -34,10 +35,10 @@ def to_wire(event: Event) -> tuple[str, str] | None:
     not relayed (:class:`~holysse.Finished`: its reason travels in the final
     ``finish`` event)."""
     kind = type(event)
-    if kind is TextDelta:
-        return "text", relay_json({"text": event.text})
+    if kind is TextDelta:  # nearly every relayed event: its JSON built directly, as relay_json writes it
+        return "text", '{"text":' + _json_string(event.text) + "}"
     if kind is ThinkingDelta:
-        return "thinking", relay_json({"text": event.thinking})  # type: ignore[union-attr]
+        return "thinking", '{"text":' + _json_string(event.thinking) + "}"  # type: ignore[union-attr]
     if kind is ToolCallDelta:
         return "tool", relay_json({"index": event.index, "id": event.id, "name": event.name,  # type: ignore[union-attr]
                                    "arguments": event.arguments})  # type: ignore[union-attr]
