@@ -4,31 +4,42 @@ Three processes on 127.0.0.1:
 
 - an upstream: a minimal OpenAI-compatible chat server streaming ``--tokens``
   tokens per answer, one every ``--interval`` seconds, each token the
-  ``time.monotonic_ns()`` at which it was sent (CLOCK_MONOTONIC is shared by
-  the processes of one machine);
+  ``time.monotonic_ns()`` at which it was sent (see ``relay_load.py``);
 - the relay: ``holysse.relay.RelayApp`` with a ``MemoryStore`` on a threaded
-  WSGI server (stdlib ``wsgiref``), one pump per stream reading the upstream
-  with ``holysse.Client`` (driven by the reader's connection thread once it
-  follows the stream, see ``holysse/relay/pump.py``);
-- this process: ``--streams`` readers (threads, ``http.client``), each parsing
-  its event stream and noting, per token, receive time minus send time.
+  WSGI server (stdlib ``wsgiref``, ``TCP_NODELAY`` as gunicorn sets it), one
+  pump per stream reading the upstream with ``holysse.Client``, driven by the
+  reader's connection thread once it follows the stream (see
+  ``holysse/relay/pump.py``); its admission limits are raised to the run's
+  size (one process takes every stream here);
+- this process: ``--streams`` readers, each noting, per token, receive time
+  minus send time.
 
-Phase 1 (direct) reads the upstream directly; phase 2 reads it through the
-relay, one upstream stream per reader. Printed: per-event latency p50/p99/max
-in both phases and the difference (the latency the relay adds). The upstream
-holds every stream's tokens until all readers have their event stream open
-(the main process releases them through the upstream's stdin), so every
-event is measured live, with all streams running at once. Also: the relay
-process's RSS growth per stream (measured while every stream is running), and
-its CPU time per relayed event (its holysse client reading the upstream, the
-store, the WSGI serving), next to a baseline measured in the same run: a
-process reading the same number of upstream streams with holysse, not
-relaying them. Targets at the defaults (200 streams, 4,000 events/s): p99
-added latency < 10 ms, relay CPU per event <= 1.5x the baseline. The machine
-must have a core free for the relay: compare runs by the ratios within one
-run.
+The upstream and the readers stand in for other machines, so they are light
+(one thread each sends or reads every stream, ``relay_load.py``) and are
+pinned to the other cores, while the relay has one core to itself: one relay
+process per core is how the README says to deploy it. A relay's threads
+spread over two cores pass the GIL between the cores for every event and
+cost about twice as much (``--no-pin`` shows it).
 
-Run: ``python benchmarks/relay.py [--streams 200] [--tokens 100] [--interval 0.05]``.
+Each of ``--rounds`` rounds runs three phases in turn: the baseline (a
+process, on the relay's core, reading the same number of upstream streams
+with holysse, not relaying them), direct (the readers read the upstream
+itself) and relayed (they read it through the relay, one upstream stream per
+reader). The upstream holds every stream's tokens until all its readers are
+connected, so every event is measured live, with all streams running at
+once. CPU per event is measured over the middle of a phase (30% to 70% of
+it, every stream set up and running), the same window for the relay and
+the baseline; the figures pool the rounds, so drift of the machine hits both.
+Printed: per-event latency p50/p99/max direct and relayed and the difference
+(what the relay adds); the relay's CPU per relayed event next to the
+baseline's; its RSS growth per stream; the CPU share of every process.
+Targets at the defaults (200 streams, 4,000 events/s): p99 added latency
+< 10 ms, relay CPU per event <= 1.5x the baseline.
+
+Run: ``python benchmarks/relay.py [--streams 200] [--tokens 100] [--interval 0.05] [--rounds 2] [--no-pin]``.
+Profiling: ``HOLYSSE_BENCH_PROBE`` (and ``HOLYSSE_BENCH_PROBE_BASELINE``) is
+a shell command run during the measured window with ``{pid}`` the relay's (the
+baseline's) process id, e.g. ``py-spy record -p {pid} -d 2 --gil -f raw -o relay.raw``.
 """
 
 from __future__ import annotations
@@ -259,6 +270,9 @@ def main() -> None:
     parser.add_argument("--streams", type=int, default=200)
     parser.add_argument("--tokens", type=int, default=100)
     parser.add_argument("--interval", type=float, default=0.05, help="seconds between an upstream's tokens")
+    parser.add_argument("--rounds", type=int, default=2,
+                        help="baseline, direct and relayed phases, in turn (figures pooled: the machine's own "
+                             "drift hits both sides)")
     parser.add_argument("--role", choices=("main", "upstream", "relay", "clients"), default="main",
                         help=argparse.SUPPRESS)
     parser.add_argument("--no-pin", action="store_true",
@@ -269,8 +283,6 @@ def main() -> None:
     args = parser.parse_args()
     if args.cpus:
         os.sched_setaffinity(0, {int(cpu) for cpu in args.cpus.split(",")})
-        if os.environ.get("HOLYSSE_BENCH_BATCH"):
-            os.sched_setscheduler(0, os.SCHED_BATCH, os.sched_param(0))
     if args.role == "upstream":
         return serve_upstream(args.tokens, args.interval)
     if args.role == "relay":
@@ -283,40 +295,69 @@ def main() -> None:
         os.sched_setaffinity(0, {int(cpu) for cpu in other_cpus})  # these readers, and the upstream started below
     upstream = Upstream(args.tokens, args.interval)
     relay, port_line = spawn("relay", "--upstream", upstream.url, "--streams", str(args.streams), *relay_cpus)
-    relay_port = int(port_line)
     assert relay.stdout is not None
     limits_line = relay.stdout.readline().strip()
+    rounds: list[Round] = []
     try:
-        clients, _ = spawn("clients", "--upstream", upstream.url, "--streams", str(args.streams),
-                           "--tokens", str(args.tokens), "--interval", str(args.interval), *relay_cpus)
-        upstream.release(args.streams)
-        probe = os.environ.get("HOLYSSE_BENCH_PROBE_BASELINE")  # as HOLYSSE_BENCH_PROBE, for the baseline
-        prober = subprocess.Popen(probe.format(pid=clients.pid), shell=True) if probe else None
-        assert clients.stdout is not None
-        baseline = json.loads(clients.stdout.readline())
-        if prober is not None:
-            prober.wait()
-        clients.wait(60)
-        run_phase(relay_port, True, 4, upstream)  # warm up the relay (imports, pools)
-        direct, _, _ = run_phase(upstream.port, False, args.streams, upstream)
-        window = Window(relay.pid, {"upstream": upstream.process.pid, "readers (this process)": os.getpid()})
-        cpu_before, system_before = cpu_seconds(relay.pid), cpu_seconds(relay.pid, slice(12, 13))
-        relayed, replayed, wall = run_phase(relay_port, True, args.streams, upstream, window,
-                                            args.tokens * args.interval)
-        cpu = cpu_seconds(relay.pid) - cpu_before
-        system = cpu_seconds(relay.pid, slice(12, 13)) - system_before
+        run_phase(int(port_line), True, 4, upstream)  # warm up the relay (imports, pools)
+        for _ in range(args.rounds):
+            rounds.append(run_round(args, upstream, relay.pid, int(port_line), relay_cpus))
     finally:
         for process in (relay, upstream.process):
             process.terminate()
             process.wait(10)
-    expected = args.streams * args.tokens
     print(f"{args.streams} streams x {args.tokens} tokens, one every {args.interval * 1000:.0f} ms "
-          f"({args.streams / args.interval:.0f} events/s); memory store; wsgiref threaded server")
+          f"({args.streams / args.interval:.0f} events/s); memory store; wsgiref threaded server; "
+          f"{args.rounds} rounds (baseline, direct, relayed)")
     print(limits_line)
     print(f"relay and baseline pinned to CPU {relay_cpus[1]}, the upstream and the readers to CPU {','.join(other_cpus)}"
           if other_cpus else "not pinned: every process on every core (--no-pin, or fewer than 2 cores)")
-    print(f"events received: direct {len(direct)}/{expected}, relayed {len(relayed)}/{expected} in {wall:.1f}s"
-          + (f" (+{replayed} sent before their reader connected, not counted)" if replayed else ""))
+    report(args, rounds)
+
+
+class Round:
+    """One baseline phase, one direct phase and one relayed phase."""
+
+    def __init__(self, baseline: dict[str, Any], direct: list[int], relayed: list[int], replayed: int, wall: float,
+                 window: Window, cpu: float, system: float) -> None:
+        self.baseline, self.direct, self.relayed, self.replayed = baseline, direct, relayed, replayed
+        self.wall, self.window, self.cpu, self.system = wall, window, cpu, system
+        self.client_us = baseline["window"]["cpu"] / max(1, baseline["window"]["events"]) * 1e6
+        self.relay_us = window.cpu / max(1, window.events) * 1e6
+
+
+def run_round(args: argparse.Namespace, upstream: Upstream, relay_pid: int, relay_port: int,
+              relay_cpus: list[str]) -> Round:
+    clients, _ = spawn("clients", "--upstream", upstream.url, "--streams", str(args.streams),
+                       "--tokens", str(args.tokens), "--interval", str(args.interval), *relay_cpus)
+    upstream.release(args.streams)
+    probe = os.environ.get("HOLYSSE_BENCH_PROBE_BASELINE")  # as HOLYSSE_BENCH_PROBE, for the baseline
+    prober = subprocess.Popen(probe.format(pid=clients.pid), shell=True) if probe else None
+    assert clients.stdout is not None
+    baseline = json.loads(clients.stdout.readline())
+    if prober is not None:
+        prober.wait()
+    clients.wait(60)
+    direct, _, _ = run_phase(upstream.port, False, args.streams, upstream)
+    window = Window(relay_pid, {"upstream": upstream.process.pid, "readers (this process)": os.getpid()})
+    cpu_before, system_before = cpu_seconds(relay_pid), cpu_seconds(relay_pid, slice(12, 13))
+    relayed, replayed, wall = run_phase(relay_port, True, args.streams, upstream, window, args.tokens * args.interval)
+    return Round(baseline, direct, relayed, replayed, wall, window, cpu_seconds(relay_pid) - cpu_before,
+                 cpu_seconds(relay_pid, slice(12, 13)) - system_before)
+
+
+def report(args: argparse.Namespace, rounds: list[Round]) -> None:
+    expected = args.streams * args.tokens
+    for number, r in enumerate(rounds, 1):
+        print(f"round {number}: events direct {len(r.direct)}/{expected}, relayed {len(r.relayed)}/{expected} "
+              f"in {r.wall:.1f}s; p99 added {quantile(r.relayed, .99) - quantile(r.direct, .99):.2f} ms; CPU per "
+              f"event {r.relay_us:.0f} µs relayed, {r.client_us:.0f} µs baseline ({r.relay_us / r.client_us:.2f}x); "
+              "CPU mid-run, share of one core: " + ", ".join(f"{name} {share * 100:.0f}%"
+                                                             for name, share in r.window.shares.items()))
+    direct = [lat for r in rounds for lat in r.direct]
+    relayed = [lat for r in rounds for lat in r.relayed]
+    replayed = sum(r.replayed for r in rounds)
+    print(f"all rounds{f' (+{replayed} events sent before their reader connected, not counted)' if replayed else ''}:")
     print(f"{'latency per event (ms)':<26}{'p50':>8}{'p99':>8}{'max':>8}")
     for name, values in (("direct upstream", direct), ("through the relay", relayed)):
         print(f"{name:<26}{quantile(values, .5):8.2f}{quantile(values, .99):8.2f}{max(values) / 1e6:8.2f}")
@@ -324,25 +365,24 @@ def main() -> None:
     added_p99 = quantile(relayed, .99) - quantile(direct, .99)
     print(f"{'added by the relay':<26}{added_p50:8.2f}{added_p99:8.2f}"
           f"   (target p99 < 10 ms: {'met' if added_p99 < 10 else 'NOT met'})")
-    client_setup_us = baseline["cpu"] / max(1, baseline["events"]) * 1e6
-    client_us = baseline["window"]["cpu"] / max(1, baseline["window"]["events"]) * 1e6
-    print(f"baseline: {args.streams} holysse client streams reading the same upstream in one process, "
-          f"not relayed: {client_us:.0f} µs CPU per event while streaming ({baseline['window']['events']:.0f} "
-          f"events mid-run), {client_setup_us:.0f} µs with stream setup")
-    print(f"relay memory per stream: {(window.rss - window.rss_before) / args.streams / 1024:.0f} KiB "
-          f"(RSS {window.rss_before / 2**20:.0f} -> {window.rss / 2**20:.0f} MiB with {args.streams} streams running)")
+    client_us = (sum(r.baseline["window"]["cpu"] for r in rounds)
+                 / max(1, sum(r.baseline["window"]["events"] for r in rounds)) * 1e6)
+    client_setup_us = sum(r.baseline["cpu"] for r in rounds) / max(1, sum(r.baseline["events"] for r in rounds)) * 1e6
+    print(f"baseline: {args.streams} holysse client streams reading the same upstream in one process, not relayed: "
+          f"{client_us:.0f} µs CPU per event while streaming (mid-run), {client_setup_us:.0f} µs with stream setup")
+    first = rounds[0].window
+    print(f"relay memory per stream: {(first.rss - first.rss_before) / args.streams / 1024:.0f} KiB "
+          f"(RSS {first.rss_before / 2**20:.0f} -> {first.rss / 2**20:.0f} MiB with {args.streams} streams running)")
+    relay_us = sum(r.window.cpu for r in rounds) / max(1, sum(r.window.events for r in rounds)) * 1e6
+    cpu, system = sum(r.cpu for r in rounds), sum(r.system for r in rounds)
     events = len(relayed) + replayed
-    relay_us = window.cpu / max(1, window.events) * 1e6
     relay_setup_us = cpu / max(1, events) * 1e6
-    print(f"relay CPU per relayed event: {relay_us:.0f} µs while streaming "
-          f"({window.events} events mid-run); {relay_setup_us:.0f} µs with stream setup "
-          f"({cpu:.2f} s CPU, {system / max(cpu, 1e-9) * 100:.0f}% in the kernel, for {events} events, "
-          f"{cpu / wall * 100:.0f}% of a core)")
+    print(f"relay CPU per relayed event: {relay_us:.0f} µs while streaming (mid-run); {relay_setup_us:.0f} µs with "
+          f"stream setup ({cpu:.2f} s CPU, {system / max(cpu, 1e-9) * 100:.0f}% in the kernel, for {events} events, "
+          f"{cpu / sum(r.wall for r in rounds) * 100:.0f}% of a core)")
     print(f"relay CPU per event / baseline, both while streaming: {relay_us / max(client_us, 1e-9):.2f}x "
           f"(target <= 1.5x: {'met' if relay_us <= 1.5 * client_us else 'NOT met'}); with stream setup: "
           f"{relay_setup_us / max(client_setup_us, 1e-9):.2f}x")
-    print("CPU mid-run, share of one core: " + ", ".join(f"{name} {share * 100:.0f}%"
-                                                          for name, share in window.shares.items()))
 
 
 if __name__ == "__main__":
