@@ -36,7 +36,7 @@ baseline's; its RSS growth per stream; the CPU share of every process.
 Targets at the defaults (200 streams, 4,000 events/s): p99 added latency
 < 10 ms, relay CPU per event <= 1.5x the baseline.
 
-Run: ``python benchmarks/relay.py [--streams 200] [--tokens 100] [--interval 0.05] [--rounds 2] [--no-pin]``.
+Run: ``python benchmarks/relay.py [--streams 200] [--tokens 100] [--interval 0.05] [--rounds 4] [--no-pin]``.
 Profiling: ``HOLYSSE_BENCH_PROBE`` (and ``HOLYSSE_BENCH_PROBE_BASELINE``) is
 a shell command run during the measured window with ``{pid}`` the relay's (the
 baseline's) process id, e.g. ``py-spy record -p {pid} -d 2 --gil -f raw -o relay.raw``.
@@ -270,7 +270,7 @@ def main() -> None:
     parser.add_argument("--streams", type=int, default=200)
     parser.add_argument("--tokens", type=int, default=100)
     parser.add_argument("--interval", type=float, default=0.05, help="seconds between an upstream's tokens")
-    parser.add_argument("--rounds", type=int, default=2,
+    parser.add_argument("--rounds", type=int, default=4,
                         help="baseline, direct and relayed phases, in turn (figures pooled: the machine's own "
                              "drift hits both sides)")
     parser.add_argument("--role", choices=("main", "upstream", "relay", "clients"), default="main",
