@@ -17,7 +17,9 @@ Three processes on 127.0.0.1:
 The upstream and the readers stand in for other machines, so they are light
 (one thread each sends or reads every stream, ``relay_load.py``) and are
 pinned to the other cores, while the relay has one core to itself: one relay
-process per core is how the README says to deploy it. A relay's threads
+process per core is how the README says to deploy it. The readers poll
+without sleeping, so that a send of the relay does not pay for waking a
+process on the relay's machine (``--sleeping-readers`` shows that cost). A relay's threads
 spread over two cores pass the GIL between the cores for every event and
 cost about twice as much (``--no-pin`` shows it).
 
@@ -36,7 +38,8 @@ baseline's; its RSS growth per stream; the CPU share of every process.
 Targets at the defaults (200 streams, 4,000 events/s): p99 added latency
 < 10 ms, relay CPU per event <= 1.5x the baseline.
 
-Run: ``python benchmarks/relay.py [--streams 200] [--tokens 100] [--interval 0.05] [--rounds 4] [--no-pin]``.
+Run: ``python benchmarks/relay.py [--streams 200] [--tokens 100] [--interval 0.05] [--rounds 4] [--no-pin]
+[--sleeping-readers]``.
 Profiling: ``HOLYSSE_BENCH_PROBE`` (and ``HOLYSSE_BENCH_PROBE_BASELINE``) is
 a shell command run during the measured window with ``{pid}`` the relay's (the
 baseline's) process id, e.g. ``py-spy record -p {pid} -d 2 --gil -f raw -o relay.raw``.
@@ -217,7 +220,7 @@ class Upstream:
 
 
 def run_phase(port: int, relayed: bool, streams: int, upstream: Upstream, window: Window | None = None,
-              duration: float = 0.0) -> tuple[list[int], int, float]:
+              duration: float = 0.0, sleep: bool = False) -> tuple[list[int], int, float]:
     readers = open_readers(port, relayed, streams)
     _check(readers, "could not start")
     began = time.monotonic()
@@ -225,7 +228,9 @@ def run_phase(port: int, relayed: bool, streams: int, upstream: Upstream, window
     measuring = threading.Thread(target=window.measure, args=(readers, duration)) if window is not None else None
     if measuring is not None:
         measuring.start()
-    read_all(readers, timeout=duration + 120)
+    reading = threading.Thread(target=read_all, args=(readers, duration + 120), kwargs={"sleep": sleep})
+    reading.start()  # a thread of its own: it lowers its priority to poll (relay_load.read_all)
+    reading.join()
     if measuring is not None:
         measuring.join()
     _check(readers, "failed")
@@ -275,6 +280,9 @@ def main() -> None:
                              "drift hits both sides)")
     parser.add_argument("--role", choices=("main", "upstream", "relay", "clients"), default="main",
                         help=argparse.SUPPRESS)
+    parser.add_argument("--sleeping-readers", action="store_true",
+                        help="let the readers sleep between events: each send of the relay then also pays for "
+                             "waking them, as it would not with the browsers on other machines")
     parser.add_argument("--no-pin", action="store_true",
                         help="let the relay's threads run on every core (default: the relay, and the baseline, on "
                              "one core; the upstream and the readers on the others)")
@@ -312,6 +320,8 @@ def main() -> None:
     print(limits_line)
     print(f"relay and baseline pinned to CPU {relay_cpus[1]}, the upstream and the readers to CPU {','.join(other_cpus)}"
           if other_cpus else "not pinned: every process on every core (--no-pin, or fewer than 2 cores)")
+    print("readers sleep between events (--sleeping-readers): the relay's sends also pay for waking them"
+          if args.sleeping_readers else "readers poll without sleeping (the browsers' machines are not the relay's)")
     report(args, rounds)
 
 
@@ -338,10 +348,11 @@ def run_round(args: argparse.Namespace, upstream: Upstream, relay_pid: int, rela
     if prober is not None:
         prober.wait()
     clients.wait(60)
-    direct, _, _ = run_phase(upstream.port, False, args.streams, upstream)
+    direct, _, _ = run_phase(upstream.port, False, args.streams, upstream, sleep=args.sleeping_readers)
     window = Window(relay_pid, {"upstream": upstream.process.pid, "readers (this process)": os.getpid()})
     cpu_before, system_before = cpu_seconds(relay_pid), cpu_seconds(relay_pid, slice(12, 13))
-    relayed, replayed, wall = run_phase(relay_port, True, args.streams, upstream, window, args.tokens * args.interval)
+    relayed, replayed, wall = run_phase(relay_port, True, args.streams, upstream, window, args.tokens * args.interval,
+                                        args.sleeping_readers)
     return Round(baseline, direct, relayed, replayed, wall, window, cpu_seconds(relay_pid) - cpu_before,
                  cpu_seconds(relay_pid, slice(12, 13)) - system_before)
 
