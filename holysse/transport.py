@@ -1,5 +1,4 @@
-"""HTTP transport: with :mod:`holysse._transport_errors`, the only module
-that imports requests and urllib3.
+"""HTTP transport: the only module that imports requests and urllib3.
 
 It opens a streaming request (following 307/308 redirects without sending
 credentials to another origin: :func:`redirect_target`), hands out the body
@@ -7,8 +6,8 @@ as it arrives (``response.raw.read1(65536, decode_content=True)``: immediate
 delivery on chunked and close-delimited bodies, gzip decoded at most 64 KiB
 per read with urllib3 >= 2.6, so a decompression bomb stays bounded), and
 translates every requests/urllib3 error into the holysse tree with
-``raise ... from exc``, both while opening and while iterating (the words
-are chosen in :mod:`holysse._transport_errors`).
+``raise ... from exc``, both while opening and while iterating (the causes
+are put in words by :mod:`holysse._transport_errors`).
 
 The seam is the :class:`Transport` protocol: tests and users may plug in their
 own, the client never touches requests directly.
@@ -16,9 +15,11 @@ own, the client never touches requests directly.
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
 import socket
+import ssl
 import threading
 import time
 from typing import Any, Iterator, Mapping
@@ -31,7 +32,7 @@ import urllib3.exceptions
 
 from . import exceptions as exc_
 from ._redact import guard
-from ._transport_errors import reason, scrubbed, translate_open_error
+from ._transport_errors import bad_response_head, chain, innermost, reason
 from ._types import HTTPRequest, Response, Timeout, Transport
 from ._urls import MAX_REDIRECTS, hostname, is_loopback, redirect_target, url_origin
 from ._version import __version__
@@ -137,7 +138,7 @@ class RequestsTransport:
             response = session.send(prepared, timeout=(timeout.connect, timeout.read), allow_redirects=False,
                                     **settings)
         except requests.RequestException as exc:
-            raise translate_open_error(exc, request.url) from scrubbed(exc)
+            raise _translate_open_error(exc, request.url) from _scrubbed(exc)
         return _RequestsResponse(response, request.url)
 
     def close(self) -> None:
@@ -204,6 +205,64 @@ class _WatchedHTTPSPool(urllib3.HTTPSConnectionPool):
 
 
 _WATCHED_POOLS: dict[str, type[urllib3.HTTPConnectionPool]] = {"http": _WatchedHTTPPool, "https": _WatchedHTTPSPool}
+
+
+def _scrubbed(exc: requests.RequestException) -> requests.RequestException:
+    """Drop the request object (it holds the credentials) from a requests error."""
+    exc.request = None
+    exc.response = None
+    return exc
+
+
+def _translate_open_error(exc: requests.RequestException, url: str) -> exc_.HolySSEError:
+    why = reason(exc)
+    if bad_response_head(exc):
+        return exc_.ProtocolError(
+            f"{url} sent a response head holysse refuses ({why}): a line over 64 KiB or more than 100 "
+            "headers. Check base_url and any proxy in between."
+        )
+    if isinstance(exc, requests.exceptions.ConnectTimeout):
+        return exc_.ConnectError(f"Timed out connecting to {url}; check the network or raise Timeout.connect.")
+    if isinstance(exc, requests.exceptions.ReadTimeout):
+        return exc_.ReadTimeout(f"{url} accepted the request but sent no response headers in time ({why}).")
+    if isinstance(exc, requests.exceptions.SSLError):
+        if isinstance(innermost(exc), ssl.SSLCertVerificationError):
+            return exc_.ConnectError(
+                f"The certificate of {url} is not trusted ({why}). If a proxy on your network re-signs TLS, "
+                "set REQUESTS_CA_BUNDLE to its CA bundle, or pass Client(session=...) with session.verify set "
+                "to that bundle. A retry cannot cure this.",
+                retryable=False,
+            )
+        return exc_.ConnectError(f"TLS handshake with {url} failed ({why}); check certificates or proxy settings.")
+    if isinstance(exc, requests.exceptions.ProxyError):
+        return exc_.ConnectError(f"The proxy refused or failed the connection to {url} ({why}).")
+    if isinstance(exc, requests.exceptions.ConnectionError):
+        if any(isinstance(inner, urllib3.exceptions.ProtocolError) for inner in chain(exc)):
+            return exc_.StreamInterrupted(
+                f"{url} accepted the connection but it broke before the response headers arrived ({why})."
+            )
+        if _unreachable(exc):
+            return exc_.ConnectError(f"Could not connect to {url} ({why}); is the server up and the URL right?",
+                                     unreachable=True)
+        return exc_.ConnectError(f"Could not connect to {url} ({why}); is the server up and the URL right?")
+    if isinstance(exc, (requests.exceptions.InvalidURL, requests.exceptions.MissingSchema,
+                        requests.exceptions.InvalidSchema, requests.exceptions.InvalidHeader)):
+        return exc_.UsageError(f"Invalid request to {url}: {why}")
+    return exc_.TransportError(f"Request to {url} failed: {why}")
+
+
+_NO_ROUTE = frozenset({errno.ENETUNREACH, errno.EHOSTUNREACH, errno.EADDRNOTAVAIL})
+
+
+def _unreachable(exc: BaseException) -> bool:
+    """Whether nothing answered: refused, a name that does not resolve, no route."""
+    for inner in chain(exc):
+        if isinstance(inner, (ConnectionRefusedError, socket.gaierror, urllib3.exceptions.NameResolutionError)):
+            return True
+        if isinstance(inner, OSError) and inner.errno in _NO_ROUTE:
+            return True
+    return False
+
 
 
 class _RequestsResponse:
