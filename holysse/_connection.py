@@ -17,7 +17,7 @@ from ._limits import ConnectionWatch
 from ._resume import PrefillGuard, ResendFilter, ResumeMismatch
 from ._settings import StreamSettings
 from .dialects.base import Parser
-from .events import Event, Finished, Reset, TextDelta, ThinkingDelta, ToolCallDelta, Usage
+from .events import Event, Finished, TextDelta, ThinkingDelta, ToolCallDelta, Usage
 from .metrics import StreamMetrics
 from .wire import SSEDecoder
 
@@ -153,31 +153,24 @@ class Connection:
         if flt is not None and flt.active:
             for event in events:
                 for kept in flt.feed(event):
-                    self._deliver(kept, out)
+                    core.deliver(kept, now)
+                    out.append(kept)
             core.count_waste()
         else:
             for event in events:
-                self._deliver(event, out)
+                core.deliver(event, now)
+                out.append(event)
         if parser.cursor != delivered.cursor and self._guard is None:
             # (while the guard holds text back, the cursor would point past text not delivered)
             core.move_cursor(parser.cursor)
         if parser.done:
             if flt is not None:
                 for kept in flt.end():
-                    self._deliver(kept, out)
+                    core.deliver(kept, now)
+                    out.append(kept)
             core.done = True
         # Nothing to check on this connection any more, beyond the re-send filter: the fast path.
         self._plain = self._guard is None and self._claimed and not self._cursor
-
-    def _deliver(self, event: Event, out: list[Event]) -> None:
-        self.core.deliver(event, self._now)
-        out.append(event)
-        if type(event) is Reset:
-            # The answer starts over with this connection's: its generation is the delivered one now
-            # (a later cursor resume must be answered from it).
-            generation = getattr(self.parser, "generation", None)
-            self.core.delivered.generation = generation
-            self._claimed = generation is not None or not hasattr(self.parser, "generation")
 
     def chunk_end(self) -> None:
         """The events of the last chunk were processed: check progress and time."""

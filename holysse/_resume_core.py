@@ -384,20 +384,25 @@ class ResumeCore:
 
     def deliver(self, event: Event, now: float) -> bool:
         """Deliver one event; whether it was progress."""
-        if type(event) is TextDelta:
+        kind = type(event)
+        if kind is TextDelta:
             self.metrics._record_text(now, len(event.text))
-        elif type(event) is not ThinkingDelta and type(event) is not ToolCallDelta:
-            if type(event) is not Finished:
-                self._note(event)
-        return self.delivered.add(event)
+        progress = self.delivered.add(event)
+        if kind is not TextDelta and kind is not ThinkingDelta and kind is not ToolCallDelta and kind is not Finished:
+            self._note(event)
+        return progress
 
     def _note(self, event: Event) -> None:
         if isinstance(event, Usage):
             self.metrics._record_usage(event)
         elif isinstance(event, Reset):
             self.metrics.resets += 1
+            # The answer starts over with the current connection's: its generation is the delivered one
+            # now (a later cursor resume must be answered from it), and the abandoned answer's cursor
+            # points nowhere in the new one.
+            self.delivered.generation = getattr(self.parser, "generation", None)
             if self.parser is not None:
-                self.parser.cursor = None  # the cursor of the abandoned answer: not where the new one is
+                self.parser.cursor = None
 
     def move_cursor(self, cursor: Any) -> None:
         """The parser's cursor moved: pair it with the position the server
